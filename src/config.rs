@@ -1,0 +1,237 @@
+//! The engine's settings: one [`Config`], loadable from TOML, every field defaulted.
+//!
+//! ```toml
+//! path = "/var/lib/mynode/raft-log"
+//! durability = "sync"          # or "buffered"
+//! max_batch_entries = 4096
+//! max_batch_bytes = "4MiB"
+//! linger = "0s"
+//! channel_capacity = 1024
+//! max_entry_bytes = "16MiB"
+//! write_buffer_size = "64MiB"
+//! block_cache_size = "64MiB"
+//! compression = "lz4"          # "none", "lz4" or "zstd"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::units::ByteSize;
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge after the batch holding the write is in the WAL **and** fsynced. A
+    /// crash of the process or the machine right after `Ok` loses nothing. What Raft needs.
+    #[default]
+    Sync,
+    /// Acknowledge after the write reached the WAL file in the OS page cache: it survives
+    /// a process crash but not a power failure or kernel crash until a later
+    /// `flush()` (or a synced write) makes it durable. Cheaper; for tests and for
+    /// deployments that accept losing the last moments of log on power loss.
+    Buffered,
+}
+
+/// Block compression for the log's SST files (the WAL is never compressed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression: the least CPU, the most disk.
+    None,
+    /// LZ4: cheap, modest savings. The default.
+    #[default]
+    Lz4,
+    /// Zstandard: more CPU, better ratio; for large text-like payloads.
+    Zstd,
+}
+
+/// All of rocklog's settings. Build one with [`Config::new`] and adjust fields, or load one
+/// with [`Config::from_toml_file`]; the engine calls [`Config::validate`] when it opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The data directory. Created if missing; refused if it holds something that is not
+    /// a rocklog directory. Default: `rocklog-data` (relative to the working directory).
+    pub path: PathBuf,
+    /// When writes are acknowledged. Default: [`Durability::Sync`].
+    pub durability: Durability,
+    /// The most entries one group commit carries. Larger batches amortise an fsync over
+    /// more writes; smaller ones bound the latency of the batch's first waiter. A single
+    /// append larger than this still commits, alone. Default: 4096.
+    pub max_batch_entries: usize,
+    /// The most payload bytes one group commit carries (same trade as above, in bytes).
+    /// Default: 4MiB.
+    pub max_batch_bytes: ByteSize,
+    /// How long the writer waits for more commands after the first one of a batch.
+    /// Zero (the default) means no waiting and no timer: a batch is whatever is queued
+    /// when the previous commit finishes, which already gives group commit under load. A
+    /// non-zero linger fills batches at low load at the price of that much latency.
+    #[serde(with = "crate::units::duration")]
+    pub linger: Duration,
+    /// Commands that may wait for the writer. When full, writers wait (backpressure)
+    /// instead of queueing without bound. Default: 1024.
+    pub channel_capacity: usize,
+    /// The largest payload one entry may have; larger entries are refused with
+    /// [`Error::EntryTooLarge`]. Default: 16MiB.
+    pub max_entry_bytes: ByteSize,
+    /// RocksDB's memtable size per column family. Larger means fewer, bigger flushes and
+    /// more memory. Default: 64MiB.
+    pub write_buffer_size: ByteSize,
+    /// RocksDB's block cache, shared by both column families; serves reads of entries
+    /// that are no longer in the memtable. Default: 64MiB.
+    pub block_cache_size: ByteSize,
+    /// Compression of the log's SST files. Default: [`Compression::Lz4`].
+    pub compression: Compression,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: PathBuf::from("rocklog-data"),
+            durability: Durability::Sync,
+            max_batch_entries: 4096,
+            max_batch_bytes: ByteSize::mib(4),
+            linger: Duration::ZERO,
+            channel_capacity: 1024,
+            max_entry_bytes: ByteSize::mib(16),
+            write_buffer_size: ByteSize::mib(64),
+            block_cache_size: ByteSize::mib(64),
+            compression: Compression::Lz4,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration for the directory `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Config { path: path.into(), ..Config::default() }
+    }
+
+    /// Parses a TOML document; missing fields take their defaults.
+    ///
+    /// Fails with [`Error::InvalidConfig`] on a syntax error, an unknown field, a value of
+    /// the wrong type, or a value [`Config::validate`] refuses.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file (see [`Config::from_toml_str`]).
+    ///
+    /// Fails with [`Error::Io`] when the file cannot be read, and as
+    /// [`Config::from_toml_str`] does otherwise.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        Self::from_toml_str(&text)
+            .map_err(|e| Error::InvalidConfig(format!("{}: {}", path.display(), e.inner_message())))
+    }
+
+    /// The configuration as a TOML document (every field, defaults included).
+    pub fn to_toml_string(&self) -> String {
+        // Serializing plain fields into TOML cannot fail; fall back to the Debug form
+        // rather than panicking if a future field ever makes it.
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// Checks every field's range.
+    ///
+    /// Fails with [`Error::InvalidConfig`] naming the first field out of range and its
+    /// allowed range.
+    pub fn validate(&self) -> Result<()> {
+        fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+            if ok { Ok(()) } else { Err(Error::InvalidConfig(msg())) }
+        }
+        check(!self.path.as_os_str().is_empty(), || "path must not be empty".into())?;
+        check((1..=1_000_000).contains(&self.max_batch_entries), || {
+            format!("max_batch_entries = {} is outside 1..=1000000", self.max_batch_entries)
+        })?;
+        check((ByteSize::kib(1)..=ByteSize::gib(1)).contains(&self.max_batch_bytes), || {
+            format!("max_batch_bytes = {} is outside 1KiB..=1GiB", self.max_batch_bytes)
+        })?;
+        check(self.linger <= Duration::from_secs(1), || {
+            format!("linger = {:?} is above the 1s maximum", self.linger)
+        })?;
+        check((1..=1 << 20).contains(&self.channel_capacity), || {
+            format!("channel_capacity = {} is outside 1..=1048576", self.channel_capacity)
+        })?;
+        check((ByteSize(1)..=ByteSize::gib(1)).contains(&self.max_entry_bytes), || {
+            format!("max_entry_bytes = {} is outside 1B..=1GiB", self.max_entry_bytes)
+        })?;
+        check((ByteSize::kib(64)..=ByteSize::gib(16)).contains(&self.write_buffer_size), || {
+            format!("write_buffer_size = {} is outside 64KiB..=16GiB", self.write_buffer_size)
+        })?;
+        check(self.block_cache_size <= ByteSize::gib(1024), || {
+            format!("block_cache_size = {} is above 1TiB", self.block_cache_size)
+        })?;
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The message of an [`Error::InvalidConfig`] without its prefix (the whole message
+    /// for other errors).
+    fn inner_message(&self) -> String {
+        match self {
+            Error::InvalidConfig(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_gives_the_defaults() {
+        assert_eq!(Config::from_toml_str("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let mut c = Config::new("/tmp/x");
+        c.durability = Durability::Buffered;
+        c.linger = Duration::from_micros(250);
+        c.max_batch_bytes = ByteSize::kib(512);
+        c.compression = Compression::Zstd;
+        assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
+    }
+
+    #[test]
+    fn sizes_and_durations_read_as_humans_write_them() {
+        let c = Config::from_toml_str("max_batch_bytes = \"8MiB\"\nlinger = \"2ms\"\nmax_entry_bytes = 1024");
+        let c = c.ok();
+        assert_eq!(c.as_ref().map(|c| c.max_batch_bytes), Some(ByteSize::mib(8)));
+        assert_eq!(c.as_ref().map(|c| c.linger), Some(Duration::from_millis(2)));
+        assert_eq!(c.as_ref().map(|c| c.max_entry_bytes), Some(ByteSize(1024)));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("max_batch_entries = 0", "max_batch_entries"),
+            ("max_batch_bytes = \"1B\"", "max_batch_bytes"),
+            ("channel_capacity = 0", "channel_capacity"),
+            ("linger = \"5s\"", "linger"),
+            ("linger = \"5 parsecs\"", "linger"),
+            ("max_entry_bytes = 0", "max_entry_bytes"),
+            ("write_buffer_size = \"1KiB\"", "write_buffer_size"),
+            ("durability = \"maybe\"", "durability"),
+            ("max_batch_entrys = 5", "max_batch_entrys"),
+            ("path = \"\"", "path"),
+        ];
+        for (toml, field) in cases {
+            match Config::from_toml_str(toml) {
+                Err(Error::InvalidConfig(msg)) => assert!(msg.contains(field), "{toml}: {msg}"),
+                other => panic!("{toml}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+    }
+}

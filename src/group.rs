@@ -1,0 +1,307 @@
+//! [`Group`]: one Raft group's log, as seen through a [`LogStore`].
+
+use std::ops::{Bound, RangeBounds};
+use std::time::Instant;
+
+use crate::codec;
+use crate::command::{EncodedEntry, Op};
+use crate::error::{Error, Result};
+use crate::metrics::ReadOp;
+use crate::records::{Entry, HardState, LogId};
+use crate::state::LogState;
+use crate::store::LogStore;
+
+/// How often a read retries when the log changed under it (a truncate or purge committed
+/// between reading the group's bounds and reading its entries).
+const READ_RETRIES: usize = 3;
+
+/// One group's log and hard state. Cheap to clone; obtained from [`LogStore::group`].
+///
+/// Writes resolve once durable (per the engine's [`Durability`](crate::Durability)) and
+/// are visible to every reader from then on. Writes to one group from one task apply in
+/// the order they were awaited; rocklog does not order writes racing from different tasks.
+#[derive(Clone, Debug)]
+pub struct Group {
+    store: LogStore,
+    id: u64,
+}
+
+impl Group {
+    pub(crate) fn new(store: LogStore, id: u64) -> Self {
+        Group { store, id }
+    }
+
+    /// The group's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The engine this group belongs to.
+    pub fn store(&self) -> &LogStore {
+        &self.store
+    }
+
+    // ----- writes -----
+
+    /// Creates the group if it does not exist (idempotent). Appends, purges and hard-state
+    /// saves create groups too; this is for registering an empty group up front.
+    ///
+    /// Fails with [`Error::Poisoned`], [`Error::WriteFailed`] or [`Error::Closed`].
+    pub async fn create(&self) -> Result<()> {
+        self.store.write(self.id, Op::Create).await
+    }
+
+    /// Appends `entries` (consecutive indexes, terms never decreasing), creating the group
+    /// if needed. The first entry's index must be at most `last_index + 1`; when it is at
+    /// or below `last_index`, the entries from that index on are replaced atomically (Raft's
+    /// conflict resolution). A group that never held an entry nor a purge accepts a first
+    /// index of 0 or 1. An empty slice is a no-op.
+    ///
+    /// Fails, writing nothing, with [`Error::Gap`], [`Error::NonContiguous`],
+    /// [`Error::BelowPurgeBoundary`], [`Error::TermRegression`] or
+    /// [`Error::EntryTooLarge`]; and with [`Error::Poisoned`], [`Error::WriteFailed`] or
+    /// [`Error::Closed`] when the engine cannot write.
+    pub async fn append(&self, entries: &[Entry]) -> Result<()> {
+        let encoded: Vec<EncodedEntry> = entries.iter().map(EncodedEntry::new).collect();
+        self.store.write(self.id, Op::Append(encoded)).await
+    }
+
+    /// Deletes the entries at `from` and above (a no-op when `from` is past the end).
+    ///
+    /// Fails with [`Error::GroupNotFound`] or [`Error::BelowPurgeBoundary`] (nothing
+    /// written), or as [`Group::append`] does when the engine cannot write.
+    pub async fn truncate(&self, from: u64) -> Result<()> {
+        self.store.write(self.id, Op::Truncate(from)).await
+    }
+
+    /// Deletes the entries at `upto.index` and below and records `upto` as the purge
+    /// boundary, creating the group if needed. Purging past the last entry leaves an empty
+    /// log whose last log id is `upto` (openraft's rule); purging at the current boundary
+    /// again is a no-op. Disk space is reclaimed by RocksDB's background compaction.
+    ///
+    /// Fails, writing nothing, with [`Error::BelowPurgeBoundary`] when `upto` is below the
+    /// current boundary, or [`Error::TermMismatch`] when the entry at `upto.index` (or the
+    /// boundary itself) has another term; or as [`Group::append`] does when the engine
+    /// cannot write.
+    pub async fn purge(&self, upto: LogId) -> Result<()> {
+        self.store.write(self.id, Op::Purge(upto)).await
+    }
+
+    /// Replaces the hard state, creating the group if needed. rocklog does not judge the
+    /// values: vote rules belong to the Raft library.
+    ///
+    /// Fails with [`Error::Poisoned`], [`Error::WriteFailed`] or [`Error::Closed`].
+    pub async fn save_hard_state(&self, hard_state: HardState) -> Result<()> {
+        self.store.write(self.id, Op::SaveHardState(hard_state)).await
+    }
+
+    /// Deletes every entry and the purge boundary, keeping the group and its hard state:
+    /// the log starts afresh.
+    ///
+    /// Fails with [`Error::GroupNotFound`], or as [`Group::append`] does when the engine
+    /// cannot write.
+    pub async fn reset(&self) -> Result<()> {
+        self.store.write(self.id, Op::Reset).await
+    }
+
+    /// Deletes the group: its log, purge boundary and hard state.
+    ///
+    /// Fails with [`Error::GroupNotFound`], or as [`Group::append`] does when the engine
+    /// cannot write.
+    pub async fn remove(&self) -> Result<()> {
+        self.store.write(self.id, Op::Remove).await
+    }
+
+    // ----- reads -----
+
+    /// True if the group exists.
+    pub fn exists(&self) -> bool {
+        self.store.shared().group(self.id).is_some()
+    }
+
+    /// The group's first and last entry and purge boundary; no disk read.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn log_state(&self) -> Result<LogState> {
+        self.store.shared().group(self.id).map(|s| s.log).ok_or(Error::GroupNotFound(self.id))
+    }
+
+    /// The index of the first entry, `None` when the log is empty.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn first_index(&self) -> Result<Option<u64>> {
+        self.log_state().map(|s| s.first_index)
+    }
+
+    /// The index of the last entry, or of the purge boundary when the log is empty.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn last_index(&self) -> Result<Option<u64>> {
+        self.log_state().map(|s| s.last_index())
+    }
+
+    /// The log id of the last entry, or the purge boundary when the log is empty.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn last_log_id(&self) -> Result<Option<LogId>> {
+        self.log_state().map(|s| s.last_log_id)
+    }
+
+    /// The log id of the last purged entry.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn purged(&self) -> Result<Option<LogId>> {
+        self.log_state().map(|s| s.purged)
+    }
+
+    /// The last saved hard state; no disk read.
+    ///
+    /// Fails with [`Error::GroupNotFound`].
+    pub fn hard_state(&self) -> Result<Option<HardState>> {
+        self.store.shared().group(self.id).map(|s| s.hard_state).ok_or(Error::GroupNotFound(self.id))
+    }
+
+    /// The entry at `index`, or `None` when it is not in the log (purged or past the end).
+    ///
+    /// Fails with [`Error::GroupNotFound`], [`Error::Corruption`] when the stored record
+    /// does not decode or is missing inside the log, [`Error::Closed`], or
+    /// [`Error::Storage`].
+    pub fn entry(&self, index: u64) -> Result<Option<Entry>> {
+        let started = Instant::now();
+        let shared = self.store.shared();
+        let log_cf_read = |db: &rocksdb::DB| -> Result<Option<Vec<u8>>> {
+            Ok(db.get_pinned_cf(crate::db::log_cf(db)?, codec::log_key(self.id, index))?.map(|v| v.to_vec()))
+        };
+        let mut result = Ok(None);
+        for _ in 0..READ_RETRIES {
+            let state = self.log_state()?;
+            if !state.contains(index) {
+                result = Ok(None);
+                break;
+            }
+            let db = shared.db()?;
+            match log_cf_read(&db)? {
+                Some(bytes) => {
+                    result = codec::decode_entry(self.id, index, &bytes).map(Some);
+                    break;
+                }
+                None => result = Err(missing(self.id, index)),
+            }
+            if self.log_state()? == state {
+                break;
+            }
+        }
+        shared.metrics.read(ReadOp::Entry).record(started.elapsed());
+        result
+    }
+
+    /// The term of the entry at `index`: also answered for the purge boundary itself
+    /// (Raft needs the term just before the first entry); `None` elsewhere outside the log.
+    ///
+    /// Fails as [`Group::entry`] does.
+    pub fn term(&self, index: u64) -> Result<Option<u64>> {
+        let started = Instant::now();
+        let state = self.log_state()?;
+        let result = match state.purged {
+            Some(p) if p.index == index => Ok(Some(p.term)),
+            _ if state.last_log_id.is_some_and(|l| l.index == index) => Ok(state.last_log_id.map(|l| l.term)),
+            _ => self.entry(index).map(|e| e.map(|e| e.term)),
+        };
+        self.store.shared().metrics.read(ReadOp::Term).record(started.elapsed());
+        result
+    }
+
+    /// The entries of `range` that are in the log, in order: the range is cut at the last
+    /// entry. With `max_bytes`, stops before the entry that would take the payload total
+    /// past it, but always returns at least the first entry (so a caller makes progress).
+    /// Reads one consistent snapshot with `iterate_upper_bound` set.
+    ///
+    /// Fails with [`Error::Compacted`] when the range starts below the first entry (at or
+    /// below the purge boundary), [`Error::GroupNotFound`], [`Error::Corruption`] for an
+    /// undecodable record or a hole inside the log, [`Error::Closed`], or
+    /// [`Error::Storage`].
+    pub fn entries(&self, range: impl RangeBounds<u64>, max_bytes: Option<u64>) -> Result<Vec<Entry>> {
+        let started = Instant::now();
+        let lo = match range.start_bound() {
+            Bound::Included(&i) => Some(i),
+            Bound::Excluded(&i) => i.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(&i) => i.checked_add(1),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
+        };
+        let mut result = Ok(Vec::new());
+        if let Some(lo) = lo {
+            for _ in 0..READ_RETRIES {
+                let state = self.log_state()?;
+                result = self.read_range(&state, lo, hi, max_bytes, range.start_bound() == Bound::Unbounded);
+                if result.is_ok() || self.log_state()? == state {
+                    break;
+                }
+            }
+        }
+        self.store.shared().metrics.read(ReadOp::Entries).record(started.elapsed());
+        result
+    }
+
+    fn read_range(
+        &self,
+        state: &LogState,
+        lo: u64,
+        hi: Option<u64>,
+        max_bytes: Option<u64>,
+        from_first: bool,
+    ) -> Result<Vec<Entry>> {
+        let (Some(first), Some(last)) = (state.first_index, state.last_log_id) else {
+            return match state.purged {
+                Some(p) if lo <= p.index && !from_first && hi.is_none_or(|h| h > lo) => {
+                    Err(Error::Compacted { group: self.id, index: lo, first: p.index + 1 })
+                }
+                _ => Ok(Vec::new()),
+            };
+        };
+        let lo = if from_first { first } else { lo };
+        let hi = hi.map_or(last.index + 1, |h| h.min(last.index + 1));
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        if lo < first {
+            return Err(Error::Compacted { group: self.id, index: lo, first });
+        }
+        let db = self.store.shared().db()?;
+        let mut it =
+            db.raw_iterator_cf_opt(crate::db::log_cf(&db)?, crate::db::range_read_options(self.id, Some(hi)));
+        it.seek(codec::log_key(self.id, lo));
+        let mut out = Vec::with_capacity(usize::try_from(hi - lo).unwrap_or(0).min(1024));
+        let mut total = 0u64;
+        let mut expected = lo;
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            let index = match codec::parse_log_key(key) {
+                Some((g, i)) if g == self.id => i,
+                _ => break,
+            };
+            if index != expected {
+                return Err(missing(self.id, expected));
+            }
+            let entry = codec::decode_entry(self.id, index, value)?;
+            total = total.saturating_add(entry.payload.len() as u64);
+            if max_bytes.is_some_and(|m| total > m) && !out.is_empty() {
+                return Ok(out);
+            }
+            out.push(entry);
+            expected += 1;
+            it.next();
+        }
+        it.status()?;
+        if expected != hi {
+            return Err(missing(self.id, expected));
+        }
+        Ok(out)
+    }
+}
+
+fn missing(group: u64, index: u64) -> Error {
+    Error::corruption(group, format!("index {index}"), "entry missing inside the log")
+}

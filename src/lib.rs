@@ -1,0 +1,77 @@
+//! # rocklog
+//!
+//! A durable Raft log store on RocksDB, for one Raft group or thousands.
+//!
+//! - One **engine** per data directory holds the logs of many Raft groups (multi-raft),
+//!   each with its own first/last index, purge boundary and hard state.
+//! - One **writer** owns the write side. Appends, truncates, purges and hard-state saves
+//!   from every group queue on a bounded channel and are *group-committed*: one RocksDB
+//!   `WriteBatch` and one fsync carry everything queued, and every waiter is answered only
+//!   after that sync. Under load, one fsync serves many proposers.
+//! - Cloneable **handles** ([`LogStore`], [`Group`]) read straight from RocksDB.
+//!
+//! ## Durability contract
+//!
+//! Under [`Durability::Sync`] (the default) a write's future resolves `Ok` only after the
+//! batch holding it is in the WAL and fsynced: a crash right after `Ok` loses nothing.
+//! Commands of one batch apply in the order they were sent, atomically. If a write or
+//! fsync fails, every waiter of that batch gets [`Error::WriteFailed`] and the engine is
+//! poisoned: later writes fail with [`Error::Poisoned`] until it is reopened, because after
+//! a failed fsync the kernel may have dropped the dirty pages. Reads keep working.
+//!
+//! ## Example
+//!
+//! ```
+//! use rocklog::{Config, Entry, HardState, LogId, LogStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! # rt.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = LogStore::start(Config::new(dir.path()))?;
+//!
+//! let group = store.group(1);
+//! group.append(&[Entry::new(1, 1, "x = 1"), Entry::new(2, 1, "y = 2")]).await?;
+//! group.save_hard_state(HardState { term: 1, vote: Some(7), commit: 2 }).await?;
+//! assert_eq!(group.last_log_id()?, Some(LogId::new(1, 2)));
+//!
+//! // A new leader in term 2 overwrites the conflicting suffix from index 2.
+//! group.append(&[Entry::new(2, 2, "y = 3")]).await?;
+//! assert_eq!(group.entry(2)?.map(|e| e.payload), Some("y = 3".into()));
+//!
+//! group.purge(LogId::new(1, 1)).await?;
+//! assert_eq!(group.first_index()?, Some(2));
+//!
+//! store.shutdown().await?;
+//! // The directory can be reopened at once: everything acknowledged is there.
+//! let store = LogStore::start(Config::new(dir.path()))?;
+//! assert_eq!(store.group(1).entries(.., None)?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+
+mod batch;
+mod codec;
+mod command;
+pub mod config;
+mod db;
+mod error;
+mod group;
+pub mod metrics;
+mod records;
+mod shared;
+mod state;
+mod store;
+pub mod units;
+mod writer;
+
+pub use codec::FORMAT_VERSION;
+pub use config::{Compression, Config, Durability};
+pub use error::{Error, Result};
+pub use group::Group;
+pub use records::{Entry, HardState, LogId};
+pub use state::LogState;
+pub use store::{LogStore, Stats};
+pub use units::ByteSize;
+pub use writer::Writer;

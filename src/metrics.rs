@@ -1,0 +1,203 @@
+//! Metrics: what the engine records, and the one-call Prometheus exporter.
+//!
+//! Everything goes through the [`metrics`] facade, so an application can route it to any
+//! recorder. Names carry the `rocklog_` prefix and base units (`_seconds`, `_bytes`);
+//! counters end in `_total`. There are no per-group labels (their number is unbounded);
+//! the read histogram has a fixed `op` label.
+//!
+//! Handles are resolved once, when the engine opens, inside whatever recorder is current
+//! then: open the engine inside [`metrics::with_local_recorder`] to capture its metrics in
+//! a test without touching the process's global recorder.
+
+use std::net::SocketAddr;
+
+use metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+use crate::error::{Error, Result};
+
+/// Commit duration: one `WriteBatch` write plus its fsync.
+pub const COMMIT_DURATION: &str = "rocklog_commit_duration_seconds";
+/// Write latency as callers see it: from enqueueing a command to its acknowledgement.
+pub const WRITE_LATENCY: &str = "rocklog_write_latency_seconds";
+/// Commands per group commit.
+pub const BATCH_COMMANDS: &str = "rocklog_batch_commands";
+/// Entries per group commit.
+pub const BATCH_ENTRIES: &str = "rocklog_batch_entries";
+/// Encoded entry bytes per group commit.
+pub const BATCH_BYTES: &str = "rocklog_batch_bytes";
+/// Commands waiting in the writer's channel when a batch starts.
+pub const QUEUE_DEPTH: &str = "rocklog_queue_depth";
+/// Group commits (each one write and at most one fsync).
+pub const COMMITS: &str = "rocklog_commits_total";
+/// Entries appended (acknowledged).
+pub const APPENDED_ENTRIES: &str = "rocklog_appended_entries_total";
+/// Encoded entry bytes appended (acknowledged).
+pub const APPENDED_BYTES: &str = "rocklog_appended_bytes_total";
+/// Truncations committed.
+pub const TRUNCATES: &str = "rocklog_truncates_total";
+/// Purges committed.
+pub const PURGES: &str = "rocklog_purges_total";
+/// Commands refused as bad input.
+pub const REJECTED: &str = "rocklog_rejected_commands_total";
+/// Failed writes or syncs (each poisons the engine).
+pub const WRITE_ERRORS: &str = "rocklog_write_errors_total";
+/// 1 while the engine is poisoned, 0 otherwise.
+pub const POISONED: &str = "rocklog_poisoned";
+/// Duration of reads, labelled by `op` (`entry`, `entries`, `term`).
+pub const READ_DURATION: &str = "rocklog_read_duration_seconds";
+
+/// Histogram buckets for durations: 50 µs to ~13 s, about four per decade.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    13.0,
+];
+/// Histogram buckets for counts per batch (commands, entries).
+pub const COUNT_BUCKETS: &[f64] =
+    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0];
+/// Histogram buckets for bytes per batch: 256 B to 1 GiB by powers of 4.
+pub const BYTE_BUCKETS: &[f64] = &[
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+];
+
+/// Read operations, the values of [`READ_DURATION`]'s `op` label.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ReadOp {
+    Entry = 0,
+    Entries = 1,
+    Term = 2,
+}
+
+/// Describes every rocklog metric (help text and unit) to the current recorder.
+pub fn describe() {
+    describe_histogram!(
+        COMMIT_DURATION,
+        Unit::Seconds,
+        "Duration of one group commit: WriteBatch write plus fsync."
+    );
+    describe_histogram!(
+        WRITE_LATENCY,
+        Unit::Seconds,
+        "Write latency seen by callers: enqueue to acknowledgement."
+    );
+    describe_histogram!(BATCH_COMMANDS, Unit::Count, "Commands carried by one group commit.");
+    describe_histogram!(BATCH_ENTRIES, Unit::Count, "Entries carried by one group commit.");
+    describe_histogram!(BATCH_BYTES, Unit::Bytes, "Encoded entry bytes carried by one group commit.");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Commands waiting in the writer's channel when a batch starts."
+    );
+    describe_counter!(COMMITS, Unit::Count, "Group commits written.");
+    describe_counter!(APPENDED_ENTRIES, Unit::Count, "Entries appended and acknowledged.");
+    describe_counter!(APPENDED_BYTES, Unit::Bytes, "Encoded entry bytes appended and acknowledged.");
+    describe_counter!(TRUNCATES, Unit::Count, "Log truncations committed.");
+    describe_counter!(PURGES, Unit::Count, "Log purges committed.");
+    describe_counter!(REJECTED, Unit::Count, "Commands refused as bad input (nothing written).");
+    describe_counter!(WRITE_ERRORS, Unit::Count, "Failed writes or fsyncs; each poisons the engine.");
+    describe_gauge!(POISONED, Unit::Count, "1 while the engine is poisoned by a write failure, else 0.");
+    describe_histogram!(READ_DURATION, Unit::Seconds, "Duration of log reads, by op.");
+}
+
+/// The engine's metric handles, resolved once at open.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    pub commit_duration: Histogram,
+    pub write_latency: Histogram,
+    pub batch_commands: Histogram,
+    pub batch_entries: Histogram,
+    pub batch_bytes: Histogram,
+    pub queue_depth: Gauge,
+    pub commits: Counter,
+    pub appended_entries: Counter,
+    pub appended_bytes: Counter,
+    pub truncates: Counter,
+    pub purges: Counter,
+    pub rejected: Counter,
+    pub write_errors: Counter,
+    pub poisoned: Gauge,
+    read_duration: [Histogram; 3],
+}
+
+impl Metrics {
+    /// Describes and resolves every metric in the current recorder.
+    pub fn new() -> Self {
+        describe();
+        let poisoned = gauge!(POISONED);
+        poisoned.set(0.0);
+        Metrics {
+            commit_duration: histogram!(COMMIT_DURATION),
+            write_latency: histogram!(WRITE_LATENCY),
+            batch_commands: histogram!(BATCH_COMMANDS),
+            batch_entries: histogram!(BATCH_ENTRIES),
+            batch_bytes: histogram!(BATCH_BYTES),
+            queue_depth: gauge!(QUEUE_DEPTH),
+            commits: counter!(COMMITS),
+            appended_entries: counter!(APPENDED_ENTRIES),
+            appended_bytes: counter!(APPENDED_BYTES),
+            truncates: counter!(TRUNCATES),
+            purges: counter!(PURGES),
+            rejected: counter!(REJECTED),
+            write_errors: counter!(WRITE_ERRORS),
+            poisoned,
+            read_duration: [
+                histogram!(READ_DURATION, "op" => "entry"),
+                histogram!(READ_DURATION, "op" => "entries"),
+                histogram!(READ_DURATION, "op" => "term"),
+            ],
+        }
+    }
+
+    pub fn read(&self, op: ReadOp) -> &Histogram {
+        &self.read_duration[op as usize]
+    }
+}
+
+/// A Prometheus builder with rocklog's histogram buckets (so every histogram is exposed as
+/// real `_bucket` series that `histogram_quantile` can aggregate across instances, not as
+/// the exporter's default summaries). Add a listener, or call `build_recorder()` for tests.
+///
+/// Fails with [`Error::InvalidConfig`] only if the bucket lists were empty, which they
+/// are not; the `Result` keeps the exporter's own error out of the signature.
+pub fn prometheus_builder() -> Result<PrometheusBuilder> {
+    let err =
+        |e: metrics_exporter_prometheus::BuildError| Error::InvalidConfig(format!("prometheus buckets: {e}"));
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_COMMANDS.into()), COUNT_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_ENTRIES.into()), COUNT_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_BYTES.into()), BYTE_BUCKETS))
+        .map_err(err)
+}
+
+/// The default address of the metrics listener: loopback only, so metrics are not
+/// exposed beyond the machine unless asked for.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9184";
+
+/// Installs the Prometheus exporter as the process's global recorder, serving
+/// `GET /metrics` on `addr` (use [`DEFAULT_METRICS_ADDR`] for loopback), and describes
+/// rocklog's metrics. Call it once, before opening engines.
+///
+/// Fails with [`Error::InvalidConfig`] if a global recorder is already installed or the
+/// address cannot be bound.
+pub fn install_prometheus(addr: SocketAddr) -> Result<()> {
+    prometheus_builder()?.with_http_listener(addr).install().map_err(|e| {
+        Error::InvalidConfig(format!("cannot install the Prometheus exporter on {addr}: {e}"))
+    })?;
+    describe();
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! [`LogStore`]: the cloneable handle to one engine.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use flume::Sender;
+use tokio::sync::oneshot;
+
+use crate::command::{Msg, Op};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::group::Group;
+use crate::metrics::Metrics;
+use crate::shared::Shared;
+use crate::state::LogState;
+use crate::writer::Writer;
+
+/// A handle to one rocklog engine: one data directory holding the logs of many Raft
+/// groups, written by one [`Writer`].
+///
+/// Cheap to clone (`Arc` inside), `Send + Sync`. Writes go through the writer and resolve
+/// after the group commit holding them is durable (see [`Durability`](crate::Durability));
+/// reads go straight to RocksDB. Per-group operations live on [`Group`], from
+/// [`LogStore::group`].
+///
+/// When the last handle is dropped, the writer commits what is queued, stops and closes
+/// the database; the drop waits for that, so the directory can be reopened right after.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` only while dropping, to disconnect the channel before waiting for the writer.
+    tx: Option<Sender<Msg>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.shared.wait_while_running();
+    }
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").field("path", &self.inner.shared.config.path).finish_non_exhaustive()
+    }
+}
+
+/// Counters of the engine's work since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Group commits written (each one `WriteBatch`).
+    pub commits: u64,
+    /// WAL fsyncs (one per commit under `Sync`, one per effective flush under `Buffered`).
+    pub syncs: u64,
+    /// Commands processed (writes, flushes), refused ones included.
+    pub commands: u64,
+    /// Entries appended.
+    pub appended_entries: u64,
+    /// Encoded entry bytes appended.
+    pub appended_bytes: u64,
+    /// Commands refused as bad input.
+    pub rejected: u64,
+}
+
+impl LogStore {
+    /// Opens (or creates) the engine at `config.path` and recovers every group, in time
+    /// proportional to the number of groups. Returns the handle and the [`Writer`], which
+    /// the caller must run (`tokio::spawn(writer.run())`); until then writes wait.
+    ///
+    /// Metric handles are resolved in the recorder current during this call.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for a config [`Config::validate`] refuses,
+    /// [`Error::NotRocklog`] for a directory holding something else,
+    /// [`Error::UnsupportedVersion`] for a newer format, [`Error::Locked`] when another
+    /// engine has it open, [`Error::Corruption`] when its metadata does not decode, and
+    /// [`Error::Io`] / [`Error::Storage`] when the disk fails.
+    pub fn open(config: Config) -> Result<(LogStore, Writer)> {
+        config.validate()?;
+        let span = tracing::info_span!("rocklog_open", path = %config.path.display());
+        let _enter = span.enter();
+        let started = Instant::now();
+        let (db, groups) = crate::db::open(&config)?;
+        tracing::info!(groups = groups.len(), elapsed = ?started.elapsed(), "rocklog opened");
+        let (tx, rx) = flume::bounded(config.channel_capacity);
+        let shared = Arc::new(Shared::new(config, db, groups.clone(), Metrics::new()));
+        let writer = Writer::new(rx, Arc::clone(&shared), groups);
+        Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared }) }, writer))
+    }
+
+    /// Opens the engine and starts its writer on a dedicated thread: the one-call way in.
+    /// Needs no async runtime.
+    ///
+    /// Fails as [`LogStore::open`] does, or with [`Error::Closed`] if the thread cannot be
+    /// started.
+    pub fn start(config: Config) -> Result<LogStore> {
+        let (store, writer) = Self::open(config)?;
+        std::thread::Builder::new()
+            .name("rocklog-writer".into())
+            .spawn(move || writer.run_blocking())
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start the rocklog writer thread");
+                Error::Closed
+            })?;
+        Ok(store)
+    }
+
+    /// The view of group `id`. Costs nothing: the group need not exist yet (appending,
+    /// purging or saving a hard state creates it).
+    pub fn group(&self, id: u64) -> Group {
+        Group::new(self.clone(), id)
+    }
+
+    /// The ids of every existing group, in ascending order.
+    pub fn groups(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.shared().groups().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The log state of every existing group, by ascending id.
+    pub fn group_states(&self) -> Vec<(u64, LogState)> {
+        let mut all: Vec<(u64, LogState)> =
+            self.shared().groups().iter().map(|(id, s)| (*id, s.log)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared().config
+    }
+
+    /// Counters of the engine's work since it opened.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared().counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Stats {
+            commits: get(&c.commits),
+            syncs: get(&c.syncs),
+            commands: get(&c.commands),
+            appended_entries: get(&c.appended_entries),
+            appended_bytes: get(&c.appended_bytes),
+            rejected: get(&c.rejected),
+        }
+    }
+
+    /// True once a write has failed; see [`Error::Poisoned`].
+    pub fn is_poisoned(&self) -> bool {
+        self.shared().check_poison().is_err()
+    }
+
+    /// Makes every write acknowledged before this call durable: under
+    /// [`Durability::Buffered`](crate::Durability::Buffered) it fsyncs the WAL; under
+    /// `Sync` every acknowledged write already is, and this is a cheap barrier.
+    ///
+    /// Fails with [`Error::Poisoned`] or [`Error::Closed`], or [`Error::WriteFailed`]
+    /// when the fsync fails.
+    pub async fn flush(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Flush { reply }).await?;
+        self.reply(rx).await
+    }
+
+    /// Alias of [`LogStore::flush`].
+    ///
+    /// Fails as [`LogStore::flush`] does.
+    pub async fn sync(&self) -> Result<()> {
+        self.flush().await
+    }
+
+    /// Commits everything queued before this call, syncs, stops the writer and closes the
+    /// database, releasing its lock: the directory can be reopened as soon as this
+    /// returns. Later writes and reads through any handle fail with [`Error::Closed`].
+    /// Calling it again, or concurrently, is harmless.
+    ///
+    /// Waits for the writer to run if it has not started yet. Never fails today; the
+    /// `Result` leaves room for reporting a failed final sync.
+    pub async fn shutdown(&self) -> Result<()> {
+        let shared = self.shared();
+        let stopped = shared.stopped.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if shared.is_stopped() {
+            return Ok(());
+        }
+        if self.send(Msg::Shutdown).await.is_ok() {
+            stopped.await;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    async fn send(&self, msg: Msg) -> Result<()> {
+        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
+        tx.send_async(msg).await.map_err(|_| Error::Closed)
+    }
+
+    /// Sends one write and waits for its durable outcome.
+    pub(crate) async fn write(&self, group: u64, op: Op) -> Result<()> {
+        self.shared().check_poison()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Write { group, op, reply, enqueued: Instant::now() }).await?;
+        self.reply(rx).await
+    }
+
+    /// Waits for a reply, or for the writer to stop without sending one.
+    async fn reply(&self, mut rx: oneshot::Receiver<Result<()>>) -> Result<()> {
+        let stopped = self.shared().stopped.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if !self.shared().is_stopped() {
+            tokio::select! {
+                biased;
+                reply = &mut rx => return reply.unwrap_or(Err(Error::Closed)),
+                () = &mut stopped => {}
+            }
+        }
+        // The writer replies before it marks itself stopped: any reply is here by now.
+        rx.try_recv().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Makes the writer's next commit fail as if the disk had failed. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_commit_failure(&self) {
+        self.shared().faults.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the writer panic at its next batch. Debug builds only.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_writer_panic(&self) {
+        self.shared().faults.panic_next_batch.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

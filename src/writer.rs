@@ -1,0 +1,457 @@
+//! The writer actor: the one owner of the database's write side.
+//!
+//! It runs on a dedicated OS thread (never on an async worker: every batch ends in a
+//! blocking write + fsync). The loop:
+//!
+//! 1. block until one message arrives;
+//! 2. take whatever else is already queued, up to `max_batch_entries` /
+//!    `max_batch_bytes` (and, only when `linger` is non-zero, wait up to `linger` for more);
+//! 3. validate each command against the state the earlier ones leave and stage it into
+//!    one `WriteBatch` (a refused command fails alone);
+//! 4. write the batch and fsync once (per [`Durability`]);
+//! 5. publish the groups' new state, then reply to every waiter.
+//!
+//! While a batch is being written and synced, new commands queue in the bounded channel:
+//! they form the next batch. That is the whole of group commit — no timer is involved.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flume::{Receiver, TryRecvError};
+use rocksdb::WriteOptions;
+use tokio::sync::oneshot;
+
+use crate::batch::Staging;
+use crate::command::{Msg, Op, Reply};
+use crate::config::Durability;
+use crate::db::Groups;
+use crate::error::{Error, Result};
+use crate::shared::Shared;
+
+/// Limits on one batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+    pub linger: Duration,
+}
+
+/// One drained batch of messages.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    pub msgs: Vec<Msg>,
+    pub entries: u64,
+    pub bytes: u64,
+    /// A shutdown was requested: commit this batch, then stop.
+    pub shutdown: bool,
+}
+
+impl Drained {
+    fn push(&mut self, msg: Msg) {
+        match &msg {
+            Msg::Write { op, .. } => {
+                let (entries, bytes) = op.size();
+                self.entries += entries;
+                self.bytes += bytes;
+            }
+            Msg::Shutdown => self.shutdown = true,
+            Msg::Flush { .. } => {}
+        }
+        self.msgs.push(msg);
+    }
+
+    fn full(&self, limits: &Limits) -> bool {
+        self.entries >= limits.max_entries || self.bytes >= limits.max_bytes
+    }
+}
+
+/// Blocks for the first message, then takes what is queued within `limits`. After a
+/// shutdown request it takes everything queued, so nothing sent before it is lost.
+/// Returns `None` when every sender is gone and the channel is empty.
+pub(crate) fn drain(rx: &Receiver<Msg>, limits: &Limits) -> Option<Drained> {
+    let mut batch = Drained::default();
+    batch.push(rx.recv().ok()?);
+    let deadline = (!limits.linger.is_zero()).then(|| Instant::now() + limits.linger);
+    while batch.shutdown || !batch.full(limits) {
+        let next = match rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => match deadline {
+                Some(deadline) if !batch.shutdown => rx.recv_deadline(deadline).ok(),
+                _ => None,
+            },
+        };
+        match next {
+            Some(msg) => batch.push(msg),
+            None => break,
+        }
+    }
+    Some(batch)
+}
+
+/// The writer actor. Obtain it from [`LogStore::open`](crate::LogStore::open) and run it
+/// with [`Writer::run`] (on a tokio runtime) or [`Writer::run_blocking`] (on a thread of
+/// your own). Until it runs, writes wait in the channel; dropping it unrun closes the
+/// engine, failing those writes with [`Error::Closed`].
+pub struct Writer {
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    /// The committed state of every group, owned by the writer; readers see the copy in
+    /// `Shared`, updated after each commit.
+    groups: Groups,
+    limits: Limits,
+    write_options: WriteOptions,
+    /// Buffered writes not yet fsynced (only under `Durability::Buffered`).
+    unsynced: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("path", &self.shared.config.path).finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(rx: Receiver<Msg>, shared: Arc<Shared>, groups: Groups) -> Self {
+        let config = &shared.config;
+        let limits = Limits {
+            max_entries: config.max_batch_entries as u64,
+            max_bytes: config.max_batch_bytes.bytes(),
+            linger: config.linger,
+        };
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.durability == Durability::Sync);
+        Writer { rx, shared, groups, limits, write_options, unsynced: false }
+    }
+
+    /// Runs the writer on a dedicated OS thread named `rocklog-writer` and completes when
+    /// it stops: after [`LogStore::shutdown`](crate::LogStore::shutdown), or once every
+    /// handle is dropped. Spawn it: `tokio::spawn(writer.run())`. Dropping this future
+    /// does not stop the writer.
+    ///
+    /// Fails with [`Error::Closed`] if the writer thread could not be started or panicked.
+    pub async fn run(self) -> Result<()> {
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("rocklog-writer".into())
+            .spawn(move || {
+                let _ = done_tx.send(self.run_blocking());
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start the rocklog writer thread");
+                Error::Closed
+            })?;
+        done_rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Runs the writer on the current thread until it stops (see [`Writer::run`]).
+    ///
+    /// Returns `Ok` on a clean stop; a failed commit is reported to its waiters and
+    /// poisons the engine, but does not end the writer.
+    pub fn run_blocking(mut self) -> Result<()> {
+        self.shared.set_running();
+        tracing::info!(path = %self.shared.config.path.display(), "rocklog writer started");
+        while let Some(batch) = drain(&self.rx, &self.limits) {
+            let shutdown = batch.shutdown;
+            self.shared.metrics.queue_depth.set(self.rx.len() as f64);
+            self.commit(batch.msgs);
+            if shutdown {
+                break;
+            }
+        }
+        self.sync_on_stop();
+        Ok(())
+    }
+
+    /// Makes buffered writes durable before the writer stops.
+    fn sync_on_stop(&mut self) {
+        if self.unsynced && self.shared.check_poison().is_ok() {
+            let synced = self.shared.db().and_then(|db| db.flush_wal(true).map_err(Error::from));
+            if let Err(e) = synced {
+                self.shared.poison(format!("final WAL sync failed: {e}"));
+            }
+        }
+    }
+
+    /// Stages, writes, syncs and publishes one batch, then replies to its waiters.
+    fn commit(&mut self, msgs: Vec<Msg>) {
+        #[cfg(debug_assertions)]
+        if self.shared.faults.panic_next_batch.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected writer panic");
+        }
+        let shared = Arc::clone(&self.shared);
+        let metrics = &shared.metrics;
+        let db = match shared.db() {
+            Ok(db) => db,
+            Err(_) => return reply_all(msgs, || Err(Error::Closed)),
+        };
+        let staging = Staging::new(&db, &self.groups, shared.config.max_entry_bytes.bytes());
+        let mut staging = match staging {
+            Ok(s) => s,
+            Err(e) => return reply_all(msgs, || Err(Error::WriteFailed(e.to_string()))),
+        };
+
+        let poisoned = shared.check_poison().err().map(|e| e.to_string());
+        let mut outcomes: Vec<(Reply, Result<()>, Option<Instant>)> = Vec::with_capacity(msgs.len());
+        let (mut entries, mut bytes, mut truncates, mut purges, mut flush) = (0u64, 0u64, 0u64, 0u64, false);
+        let commands = msgs.len() as u64;
+        for msg in msgs {
+            match msg {
+                Msg::Write { group, op, reply, enqueued } => {
+                    let result = match &poisoned {
+                        Some(reason) => Err(Error::Poisoned(reason.clone())),
+                        None => staging.stage(group, &op),
+                    };
+                    match &result {
+                        Ok(()) => match &op {
+                            Op::Append(_) => {
+                                let (n, b) = op.size();
+                                entries += n;
+                                bytes += b;
+                            }
+                            Op::Truncate(_) => truncates += 1,
+                            Op::Purge(_) => purges += 1,
+                            _ => {}
+                        },
+                        Err(e) if e.is_bad_input() => {
+                            tracing::debug!(group, op = op.name(), error = %e, "command refused");
+                            metrics.rejected.increment(1);
+                            shared.counters.rejected.fetch_add(1, relaxed());
+                        }
+                        Err(_) => {}
+                    }
+                    outcomes.push((reply, result, Some(enqueued)));
+                }
+                Msg::Flush { reply } => {
+                    flush = true;
+                    let result = poisoned.clone().map_or(Ok(()), |r| Err(Error::Poisoned(r)));
+                    outcomes.push((reply, result, None));
+                }
+                Msg::Shutdown => {}
+            }
+        }
+        let (batch, changes) = staging.into_changes();
+
+        let started = Instant::now();
+        let mut written = Ok(());
+        let wrote = !batch.is_empty();
+        if wrote {
+            written = self.write(&db, batch);
+        }
+        if written.is_ok() && flush && self.unsynced {
+            written = db.flush_wal(true).map_err(|e| e.to_string());
+            shared.counters.syncs.fetch_add(1, relaxed());
+            self.unsynced = false;
+        }
+        drop(db);
+        let elapsed = started.elapsed();
+
+        match written {
+            Ok(()) => {
+                for (id, state) in &changes {
+                    match state {
+                        Some(s) => self.groups.insert(*id, *s),
+                        None => self.groups.remove(id),
+                    };
+                }
+                shared.publish(&changes);
+                if wrote {
+                    metrics.commit_duration.record(elapsed);
+                    metrics.commits.increment(1);
+                    metrics.batch_commands.record(commands as f64);
+                    metrics.batch_entries.record(entries as f64);
+                    metrics.batch_bytes.record(bytes as f64);
+                    metrics.appended_entries.increment(entries);
+                    metrics.appended_bytes.increment(bytes);
+                    metrics.truncates.increment(truncates);
+                    metrics.purges.increment(purges);
+                    let c = &shared.counters;
+                    c.commits.fetch_add(1, relaxed());
+                    c.appended_entries.fetch_add(entries, relaxed());
+                    c.appended_bytes.fetch_add(bytes, relaxed());
+                }
+            }
+            Err(reason) => {
+                metrics.write_errors.increment(1);
+                shared.poison(reason.clone());
+                for (_, result, _) in outcomes.iter_mut() {
+                    if result.is_ok() {
+                        *result = Err(Error::WriteFailed(reason.clone()));
+                    }
+                }
+            }
+        }
+        shared.counters.commands.fetch_add(commands, relaxed());
+        let now = Instant::now();
+        for (reply, result, enqueued) in outcomes {
+            if let Some(t) = enqueued {
+                metrics.write_latency.record(now.duration_since(t));
+            }
+            // A dropped receiver means the caller went away; the write happened anyway.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Writes one batch with the configured durability.
+    fn write(&mut self, db: &rocksdb::DB, batch: rocksdb::WriteBatch) -> Result<(), String> {
+        #[cfg(debug_assertions)]
+        if self.shared.faults.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err("injected write failure".into());
+        }
+        db.write_opt(batch, &self.write_options).map_err(|e| e.to_string())?;
+        if self.shared.config.durability == Durability::Sync {
+            self.shared.counters.syncs.fetch_add(1, relaxed());
+        } else {
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    /// Whether the writer stopped cleanly, panicked, or never ran: fail whatever is still
+    /// queued, close the database (releasing its lock) and wake every waiter.
+    fn drop(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            drop(msg);
+        }
+        self.shared.close_db();
+        self.shared.set_stopped();
+        tracing::info!(path = %self.shared.config.path.display(), "rocklog writer stopped");
+    }
+}
+
+fn relaxed() -> std::sync::atomic::Ordering {
+    std::sync::atomic::Ordering::Relaxed
+}
+
+fn reply_all(msgs: Vec<Msg>, result: impl Fn() -> Result<()>) {
+    for msg in msgs {
+        match msg {
+            Msg::Write { reply, .. } | Msg::Flush { reply } => {
+                let _ = reply.send(result());
+            }
+            Msg::Shutdown => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::command::EncodedEntry;
+    use crate::records::Entry;
+    use crate::{Config, LogStore};
+
+    fn append(group: u64, n: usize) -> Msg {
+        let entries = (1..=n as u64).map(|i| EncodedEntry::new(&Entry::new(i, 1, vec![0u8; 10]))).collect();
+        let (reply, _) = oneshot::channel();
+        Msg::Write { group, op: Op::Append(entries), reply, enqueued: Instant::now() }
+    }
+
+    const NO_LIMITS: Limits = Limits { max_entries: u64::MAX, max_bytes: u64::MAX, linger: Duration::ZERO };
+
+    #[test]
+    fn everything_queued_forms_one_batch() {
+        let (tx, rx) = flume::bounded(16);
+        for g in 0..5 {
+            tx.send(append(g, 2)).unwrap();
+        }
+        let batch = drain(&rx, &NO_LIMITS).unwrap();
+        assert_eq!((batch.msgs.len(), batch.entries), (5, 10));
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_entry_limit_and_the_rest_forms_the_next() {
+        let (tx, rx) = flume::bounded(16);
+        for g in 0..5 {
+            tx.send(append(g, 2)).unwrap();
+        }
+        let limits = Limits { max_entries: 4, ..NO_LIMITS };
+        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 2);
+        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 2);
+        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
+    }
+
+    #[test]
+    fn a_command_larger_than_the_byte_limit_commits_alone() {
+        let (tx, rx) = flume::bounded(16);
+        tx.send(append(1, 100)).unwrap();
+        tx.send(append(2, 1)).unwrap();
+        let limits = Limits { max_bytes: 50, ..NO_LIMITS };
+        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
+        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
+    }
+
+    #[test]
+    fn shutdown_takes_everything_queued_whatever_the_limits() {
+        let (tx, rx) = flume::bounded(16);
+        tx.send(Msg::Shutdown).unwrap();
+        for g in 0..5 {
+            tx.send(append(g, 2)).unwrap();
+        }
+        let limits = Limits { max_entries: 1, ..NO_LIMITS };
+        let batch = drain(&rx, &limits).unwrap();
+        assert!(batch.shutdown);
+        assert_eq!(batch.msgs.len(), 6);
+    }
+
+    #[test]
+    fn drain_ends_when_every_sender_is_gone() {
+        let (tx, rx) = flume::bounded::<Msg>(4);
+        tx.send(append(1, 1)).unwrap();
+        drop(tx);
+        assert!(drain(&rx, &NO_LIMITS).is_some());
+        assert!(drain(&rx, &NO_LIMITS).is_none());
+    }
+
+    #[test]
+    fn linger_waits_for_more_only_when_asked() {
+        let (tx, rx) = flume::bounded(16);
+        tx.send(append(1, 1)).unwrap();
+        let started = Instant::now();
+        assert_eq!(drain(&rx, &NO_LIMITS).unwrap().msgs.len(), 1);
+        assert!(started.elapsed() < Duration::from_millis(5), "zero linger never waits");
+
+        let sender = std::thread::spawn(move || {
+            tx.send(append(1, 1)).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            tx.send(append(2, 1)).unwrap();
+        });
+        let limits = Limits { linger: Duration::from_millis(500), max_entries: 2, ..NO_LIMITS };
+        let batch = drain(&rx, &limits).unwrap();
+        assert_eq!(batch.msgs.len(), 2, "the lingering batch picked up the late command");
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_full_channel_makes_writers_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path());
+        config.channel_capacity = 2;
+        let (store, writer) = LogStore::open(config).unwrap();
+        let mut tasks: Vec<_> = (0..3)
+            .map(|g| {
+                let group = store.group(g);
+                tokio_test::task::spawn(async move { group.append(&[Entry::new(1, 1, "x")]).await })
+            })
+            .collect();
+        for t in tasks.iter_mut() {
+            tokio_test::assert_pending!(t.poll());
+        }
+        assert_eq!(writer.rx.len(), 2, "two commands queued, the third waits to enqueue");
+
+        // Taking the queued commands lets the waiting one in, and wakes its task.
+        let first = drain(&writer.rx, &writer.limits).unwrap();
+        assert_eq!(first.msgs.len(), 3);
+        assert!(tasks[2].is_woken(), "freeing a slot wakes the waiting writer");
+        tokio_test::assert_pending!(tasks[2].poll(), "now it waits for its reply");
+        assert!(writer.rx.is_empty());
+        drop(first);
+        // The drained commands' replies were dropped with the batch: their callers see Closed.
+        assert!(matches!(tokio_test::assert_ready!(tasks[0].poll()), Err(Error::Closed)));
+    }
+}

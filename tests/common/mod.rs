@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::ops::Range;
+use std::path::Path;
+
+use rocklog::{Config, Entry, LogStore};
+
+/// Opens an engine on `dir` with default settings and its writer on its own thread.
+pub fn open(dir: &Path) -> LogStore {
+    LogStore::start(Config::new(dir)).expect("open engine")
+}
+
+/// Entries `range` in `term`, each with a payload naming its index and term.
+pub fn ents(range: Range<u64>, term: u64) -> Vec<Entry> {
+    range.map(|i| Entry::new(i, term, format!("entry {i} of term {term}"))).collect()
+}
+
+/// The (index, term) pairs of a group's whole log.
+pub fn ids(store: &LogStore, group: u64) -> Vec<(u64, u64)> {
+    store.group(group).entries(.., None).unwrap().iter().map(|e| (e.index, e.term)).collect()
+}
+
+/// Every entry of every group, with payloads, for "nothing changed" comparisons.
+pub fn snapshot(store: &LogStore) -> Vec<(u64, rocklog::LogState, Option<rocklog::HardState>, Vec<Entry>)> {
+    store
+        .groups()
+        .into_iter()
+        .map(|g| {
+            let group = store.group(g);
+            (g, group.log_state().unwrap(), group.hard_state().unwrap(), group.entries(.., None).unwrap())
+        })
+        .collect()
+}

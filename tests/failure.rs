@@ -1,0 +1,114 @@
+//! When writing fails the engine says so and never hangs: a failed commit poisons it, a
+//! dead writer closes it, and shutdown is orderly and idempotent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ents, ids, open};
+use rocklog::{Config, Error, LogStore};
+use tokio::time::timeout;
+
+const BOUND: Duration = Duration::from_secs(10);
+
+#[cfg(debug_assertions)]
+#[tokio::test]
+async fn a_failed_commit_fails_its_waiters_and_poisons_writes_but_not_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let g = store.group(1);
+    g.append(&ents(1..4, 1)).await.unwrap();
+
+    store.inject_commit_failure();
+    assert!(matches!(g.append(&ents(4..5, 1)).await, Err(Error::WriteFailed(_))));
+    assert!(store.is_poisoned());
+    assert!(matches!(g.append(&ents(4..5, 1)).await, Err(Error::Poisoned(_))));
+    assert!(matches!(store.group(2).save_hard_state(Default::default()).await, Err(Error::Poisoned(_))));
+    assert!(matches!(store.flush().await, Err(Error::Poisoned(_))));
+    // Reads still work and show only what was acknowledged.
+    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
+
+    // Reopening clears the poison; the acknowledged entries are there.
+    store.shutdown().await.unwrap();
+    let store = open(dir.path());
+    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
+    store.group(1).append(&ents(4..5, 1)).await.unwrap();
+}
+
+#[cfg(debug_assertions)]
+#[tokio::test]
+async fn a_panicking_writer_closes_the_engine_and_nobody_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let g = store.group(1);
+    g.append(&ents(1..2, 1)).await.unwrap();
+    store.inject_writer_panic();
+    let result = timeout(BOUND, g.append(&ents(2..3, 1))).await.expect("no hang");
+    assert!(matches!(result, Err(Error::Closed)), "{result:?}");
+    let later = timeout(BOUND, g.append(&ents(2..3, 1))).await.expect("no hang");
+    assert!(matches!(later, Err(Error::Closed)));
+    assert!(matches!(g.entry(1), Err(Error::Closed)));
+    timeout(BOUND, store.shutdown()).await.expect("no hang").unwrap();
+    drop(store);
+    // The directory was released by the dying writer.
+    let store = open(dir.path());
+    assert_eq!(ids(&store, 1), vec![(1, 1)]);
+}
+
+#[tokio::test]
+async fn writes_queued_for_a_writer_that_never_runs_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = LogStore::open(Config::new(dir.path())).unwrap();
+    let g = store.group(1);
+    let pending = tokio::spawn(async move { g.append(&ents(1..2, 1)).await });
+    tokio::task::yield_now().await;
+    drop(writer);
+    let result = timeout(BOUND, pending).await.expect("no hang").unwrap();
+    assert!(matches!(result, Err(Error::Closed)), "{result:?}");
+    assert!(matches!(store.group(1).append(&ents(1..2, 1)).await, Err(Error::Closed)));
+    assert!(matches!(store.flush().await, Err(Error::Closed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_what_was_queued_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = LogStore::open(Config::new(dir.path())).unwrap();
+    let mut queued = Vec::new();
+    for group in 0..20u64 {
+        let g = store.group(group);
+        let mut task = tokio_test::task::spawn(async move { g.append(&ents(1..3, 1)).await });
+        assert!(task.poll().is_pending());
+        queued.push(task);
+    }
+    let s = store.clone();
+    let mut shutdown = tokio_test::task::spawn(async move { s.shutdown().await });
+    assert!(shutdown.poll().is_pending());
+    let run = tokio::spawn(writer.run());
+    for task in queued {
+        timeout(BOUND, task).await.expect("no hang").unwrap();
+    }
+    timeout(BOUND, shutdown).await.expect("no hang").unwrap();
+    timeout(BOUND, run).await.expect("no hang").unwrap().unwrap();
+    assert!(matches!(store.group(0).append(&ents(3..4, 1)).await, Err(Error::Closed)));
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.groups().len(), 20);
+    assert!(store.groups().iter().all(|&g| ids(&store, g) == vec![(1, 1), (2, 1)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_repeated_shutdowns_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.group(1).append(&ents(1..2, 1)).await.unwrap();
+    let (a, b) = (store.clone(), store.clone());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { a.shutdown().await }),
+        tokio::spawn(async move { b.shutdown().await })
+    );
+    ra.unwrap().unwrap();
+    rb.unwrap().unwrap();
+    timeout(BOUND, store.shutdown()).await.expect("no hang").unwrap();
+    assert!(matches!(store.group(1).append(&ents(2..3, 1)).await, Err(Error::Closed)));
+}

@@ -1,0 +1,168 @@
+//! Reopening: everything acknowledged survives a shutdown or a drop, recovery restores
+//! every group exactly, and directories that are not ours are refused untouched.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ents, open, snapshot};
+use rocklog::{Config, Durability, Error, HardState, LogId, LogStore};
+
+async fn write_mixed_history(store: &LogStore) {
+    let a = store.group(1);
+    a.append(&ents(1..21, 1)).await.unwrap();
+    a.append(&ents(15..18, 2)).await.unwrap();
+    a.purge(LogId::new(1, 5)).await.unwrap();
+    a.save_hard_state(HardState { term: 2, vote: Some(3), commit: 12 }).await.unwrap();
+    let b = store.group(2);
+    b.append(&ents(1..6, 1)).await.unwrap();
+    b.purge(LogId::new(4, 50)).await.unwrap();
+    let c = store.group(3);
+    c.append(&ents(1..10, 1)).await.unwrap();
+    c.truncate(4).await.unwrap();
+    store.group(4).create().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_then_reopen_finds_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    write_mixed_history(&store).await;
+    let before = snapshot(&store);
+    store.shutdown().await.unwrap();
+    assert!(matches!(store.group(1).entry(6), Err(Error::Closed)));
+    assert!(matches!(store.group(1).append(&ents(18..19, 2)).await, Err(Error::Closed)));
+
+    let store = open(dir.path());
+    assert_eq!(snapshot(&store), before);
+    let a = store.group(1);
+    assert_eq!(a.first_index().unwrap(), Some(6));
+    assert_eq!(a.last_log_id().unwrap(), Some(LogId::new(2, 17)));
+    assert_eq!(a.purged().unwrap(), Some(LogId::new(1, 5)));
+    assert_eq!(a.hard_state().unwrap(), Some(HardState { term: 2, vote: Some(3), commit: 12 }));
+    assert_eq!(store.group(2).last_log_id().unwrap(), Some(LogId::new(4, 50)));
+    assert_eq!(store.group(3).last_log_id().unwrap(), Some(LogId::new(1, 3)));
+    assert!(store.group(4).exists());
+}
+
+#[tokio::test]
+async fn dropping_every_handle_closes_the_directory_for_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = open(dir.path());
+        write_mixed_history(&store).await;
+        let group = store.group(1);
+        let before = snapshot(&store);
+        drop(store);
+        drop(group);
+        before
+    };
+    let store = open(dir.path());
+    assert_eq!(snapshot(&store), before);
+}
+
+#[tokio::test]
+async fn buffered_writes_survive_a_clean_reopen_after_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.durability = Durability::Buffered;
+    let store = LogStore::start(config.clone()).unwrap();
+    store.group(1).append(&ents(1..101, 1)).await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(store.stats().syncs, 1, "buffered writes are synced once, by the flush");
+    store.group(1).append(&ents(101..111, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+    let store = LogStore::start(config).unwrap();
+    assert_eq!(store.group(1).last_index().unwrap(), Some(110));
+}
+
+#[tokio::test]
+async fn a_thousand_groups_are_restored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut tasks = Vec::new();
+    for id in 0..1000u64 {
+        let g = store.group(id);
+        tasks.push(tokio::spawn(async move {
+            let n = 1 + id % 7;
+            g.append(&ents(1..1 + n, 1 + id % 3)).await.unwrap();
+            match id % 4 {
+                0 => g.purge(LogId::new(1 + id % 3, 1)).await.unwrap(),
+                1 => g.save_hard_state(HardState { term: id, vote: Some(id % 5), commit: n }).await.unwrap(),
+                2 => g.truncate(n).await.unwrap(),
+                _ => {}
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = snapshot(&store);
+    assert_eq!(before.len(), 1000);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(snapshot(&store), before);
+}
+
+#[tokio::test]
+async fn the_same_directory_cannot_be_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    match LogStore::open(Config::new(dir.path())) {
+        Err(Error::Locked { .. }) => {}
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    store.shutdown().await.unwrap();
+    // Released by shutdown: the path opens again in this process.
+    open(dir.path()).shutdown().await.unwrap();
+}
+
+#[test]
+fn a_file_or_a_foreign_directory_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a database").unwrap();
+    assert!(matches!(LogStore::open(Config::new(&file)), Err(Error::NotRocklog { .. })));
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a database");
+
+    let home = dir.path().join("someones-home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), b"keep me").unwrap();
+    assert!(matches!(LogStore::open(Config::new(&home)), Err(Error::NotRocklog { .. })));
+    let names: Vec<_> = std::fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
+}
+
+#[test]
+fn a_rocksdb_database_of_another_program_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), ["logs", "meta"]).unwrap();
+        db.put(b"k", b"v").unwrap();
+    }
+    match LogStore::open(Config::new(dir.path())) {
+        Err(Error::NotRocklog { reason, .. }) => assert!(reason.contains("`log`"), "{reason}"),
+        other => panic!("expected NotRocklog, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_newer_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).shutdown().await.unwrap();
+    {
+        let opts = rocksdb::Options::default();
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), ["log", "meta"]).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        // FormatVersion { version: 99 } in protobuf: field 1, varint.
+        db.put_cf(meta, b"rocklog.format", [0x08, 99]).unwrap();
+    }
+    match LogStore::open(Config::new(dir.path())) {
+        Err(Error::UnsupportedVersion { found: 99, supported }) => {
+            assert_eq!(supported, rocklog::FORMAT_VERSION)
+        }
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
+}
