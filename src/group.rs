@@ -168,6 +168,12 @@ impl Group {
     /// [`Error::Storage`].
     pub fn entry(&self, index: u64) -> Result<Option<Entry>> {
         let started = Instant::now();
+        let result = self.read_entry(index);
+        self.store.shared().metrics.read(ReadOp::Entry).record(started.elapsed());
+        result
+    }
+
+    fn read_entry(&self, index: u64) -> Result<Option<Entry>> {
         let shared = self.store.shared();
         let log_cf_read = |db: &rocksdb::DB| -> Result<Option<Vec<u8>>> {
             Ok(db.get_pinned_cf(crate::db::log_cf(db)?, codec::log_key(self.id, index))?.map(|v| v.to_vec()))
@@ -191,7 +197,6 @@ impl Group {
                 break;
             }
         }
-        shared.metrics.read(ReadOp::Entry).record(started.elapsed());
         result
     }
 
@@ -205,7 +210,7 @@ impl Group {
         let result = match state.purged {
             Some(p) if p.index == index => Ok(Some(p.term)),
             _ if state.last_log_id.is_some_and(|l| l.index == index) => Ok(state.last_log_id.map(|l| l.term)),
-            _ => self.entry(index).map(|e| e.map(|e| e.term)),
+            _ => self.read_entry(index).map(|e| e.map(|e| e.term)),
         };
         self.store.shared().metrics.read(ReadOp::Term).record(started.elapsed());
         result

@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::error::{Error, Result};
 
-/// Commit duration: one `WriteBatch` write plus its fsync.
+/// Commit duration: one `WriteBatch` write plus its fsync (or a flush's fsync alone).
 pub const COMMIT_DURATION: &str = "rocklog_commit_duration_seconds";
 /// Write latency as callers see it: from enqueueing a command to its acknowledgement.
 pub const WRITE_LATENCY: &str = "rocklog_write_latency_seconds";
@@ -33,6 +33,8 @@ pub const BATCH_BYTES: &str = "rocklog_batch_bytes";
 pub const QUEUE_DEPTH: &str = "rocklog_queue_depth";
 /// Group commits (each one write and at most one fsync).
 pub const COMMITS: &str = "rocklog_commits_total";
+/// WAL fsyncs (one per commit under `Sync`; one per effective flush under `Buffered`).
+pub const SYNCS: &str = "rocklog_syncs_total";
 /// Entries appended (acknowledged).
 pub const APPENDED_ENTRIES: &str = "rocklog_appended_entries_total";
 /// Encoded entry bytes appended (acknowledged).
@@ -55,9 +57,12 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     13.0,
 ];
-/// Histogram buckets for counts per batch (commands, entries).
-pub const COUNT_BUCKETS: &[f64] =
-    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0];
+/// Histogram buckets for counts per batch (commands, entries), up to the largest
+/// `max_batch_entries` allowed.
+pub const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0,
+    1048576.0,
+];
 /// Histogram buckets for bytes per batch: 256 B to 1 GiB by powers of 4.
 pub const BYTE_BUCKETS: &[f64] = &[
     256.0,
@@ -103,6 +108,7 @@ pub fn describe() {
         "Commands waiting in the writer's channel when a batch starts."
     );
     describe_counter!(COMMITS, Unit::Count, "Group commits written.");
+    describe_counter!(SYNCS, Unit::Count, "WAL fsyncs: one per commit under Sync, one per flush under Buffered.");
     describe_counter!(APPENDED_ENTRIES, Unit::Count, "Entries appended and acknowledged.");
     describe_counter!(APPENDED_BYTES, Unit::Bytes, "Encoded entry bytes appended and acknowledged.");
     describe_counter!(TRUNCATES, Unit::Count, "Log truncations committed.");
@@ -123,6 +129,7 @@ pub(crate) struct Metrics {
     pub batch_bytes: Histogram,
     pub queue_depth: Gauge,
     pub commits: Counter,
+    pub syncs: Counter,
     pub appended_entries: Counter,
     pub appended_bytes: Counter,
     pub truncates: Counter,
@@ -147,6 +154,7 @@ impl Metrics {
             batch_bytes: histogram!(BATCH_BYTES),
             queue_depth: gauge!(QUEUE_DEPTH),
             commits: counter!(COMMITS),
+            syncs: counter!(SYNCS),
             appended_entries: counter!(APPENDED_ENTRIES),
             appended_bytes: counter!(APPENDED_BYTES),
             truncates: counter!(TRUNCATES),
@@ -176,9 +184,13 @@ impl Metrics {
 pub fn prometheus_builder() -> Result<PrometheusBuilder> {
     let err =
         |e: metrics_exporter_prometheus::BuildError| Error::InvalidConfig(format!("prometheus buckets: {e}"));
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_COMMANDS.into()), COUNT_BUCKETS))
+    // Matched by full name, so an application's own histograms keep their own buckets.
+    let mut builder = PrometheusBuilder::new();
+    for name in [COMMIT_DURATION, WRITE_LATENCY, READ_DURATION] {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), DURATION_BUCKETS).map_err(err)?;
+    }
+    builder
+        .set_buckets_for_metric(Matcher::Full(BATCH_COMMANDS.into()), COUNT_BUCKETS)
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_ENTRIES.into()), COUNT_BUCKETS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_BYTES.into()), BYTE_BUCKETS))
         .map_err(err)

@@ -44,6 +44,8 @@ pub(crate) struct Drained {
     pub bytes: u64,
     /// A shutdown was requested: commit this batch, then stop.
     pub shutdown: bool,
+    /// Messages that were waiting behind the first one when the batch started.
+    pub queued: usize,
 }
 
 impl Drained {
@@ -71,6 +73,7 @@ impl Drained {
 pub(crate) fn drain(rx: &Receiver<Msg>, limits: &Limits) -> Option<Drained> {
     let mut batch = Drained::default();
     batch.push(rx.recv().ok()?);
+    batch.queued = rx.len();
     let deadline = (!limits.linger.is_zero()).then(|| Instant::now() + limits.linger);
     while batch.shutdown || !batch.full(limits) {
         let next = match rx.try_recv() {
@@ -153,7 +156,7 @@ impl Writer {
         tracing::info!(path = %self.shared.config.path.display(), "rocklog writer started");
         while let Some(batch) = drain(&self.rx, &self.limits) {
             let shutdown = batch.shutdown;
-            self.shared.metrics.queue_depth.set(self.rx.len() as f64);
+            self.shared.metrics.queue_depth.set(batch.queued as f64);
             self.commit(batch.msgs);
             if shutdown {
                 break;
@@ -238,10 +241,12 @@ impl Writer {
         if wrote {
             written = self.write(&db, batch);
         }
+        let mut synced = wrote && shared.config.durability == Durability::Sync;
         if written.is_ok() && flush && self.unsynced {
             written = db.flush_wal(true).map_err(|e| e.to_string());
             shared.counters.syncs.fetch_add(1, relaxed());
             self.unsynced = false;
+            synced = true;
         }
         drop(db);
         let elapsed = started.elapsed();
@@ -255,8 +260,13 @@ impl Writer {
                     };
                 }
                 shared.publish(&changes);
-                if wrote {
+                if wrote || synced {
                     metrics.commit_duration.record(elapsed);
+                }
+                if synced {
+                    metrics.syncs.increment(1);
+                }
+                if wrote {
                     metrics.commits.increment(1);
                     metrics.batch_commands.record(commands as f64);
                     metrics.batch_entries.record(entries as f64);
