@@ -6,6 +6,7 @@
 //! max_batch_entries = 4096
 //! max_batch_bytes = "4MiB"
 //! linger = "0s"
+//! adaptive_batching = true
 //! channel_capacity = 1024
 //! max_entry_bytes = "16MiB"
 //! write_buffer_size = "64MiB"
@@ -72,6 +73,13 @@ pub struct Config {
     /// non-zero linger fills batches at low load at the price of that much latency.
     #[serde(with = "crate::units::duration")]
     pub linger: Duration,
+    /// After a commit that answered N waiters, wait up to half that commit's duration
+    /// (at most 1 ms) for N commands to queue again before starting the next batch. Under
+    /// load the callers just answered come straight back; without the wait the writer
+    /// starts the next fsync with only the fastest of them, and batches alternate between
+    /// a few commands and all the rest. Never waits after a batch of one command, so a
+    /// lone writer's latency is untouched. Default: true.
+    pub adaptive_batching: bool,
     /// Commands that may wait for the writer. When full, writers wait (backpressure)
     /// instead of queueing without bound. Default: 1024.
     pub channel_capacity: usize,
@@ -96,6 +104,7 @@ impl Default for Config {
             max_batch_entries: 4096,
             max_batch_bytes: ByteSize::mib(4),
             linger: Duration::ZERO,
+            adaptive_batching: true,
             channel_capacity: 1024,
             max_entry_bytes: ByteSize::mib(16),
             write_buffer_size: ByteSize::mib(64),

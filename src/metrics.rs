@@ -108,7 +108,11 @@ pub fn describe() {
         "Commands waiting in the writer's channel when a batch starts."
     );
     describe_counter!(COMMITS, Unit::Count, "Group commits written.");
-    describe_counter!(SYNCS, Unit::Count, "WAL fsyncs: one per commit under Sync, one per flush under Buffered.");
+    describe_counter!(
+        SYNCS,
+        Unit::Count,
+        "WAL fsyncs: one per commit under Sync, one per flush under Buffered."
+    );
     describe_counter!(APPENDED_ENTRIES, Unit::Count, "Entries appended and acknowledged.");
     describe_counter!(APPENDED_BYTES, Unit::Bytes, "Encoded entry bytes appended and acknowledged.");
     describe_counter!(TRUNCATES, Unit::Count, "Log truncations committed.");
@@ -187,7 +191,8 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder> {
     // Matched by full name, so an application's own histograms keep their own buckets.
     let mut builder = PrometheusBuilder::new();
     for name in [COMMIT_DURATION, WRITE_LATENCY, READ_DURATION] {
-        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), DURATION_BUCKETS).map_err(err)?;
+        builder =
+            builder.set_buckets_for_metric(Matcher::Full(name.into()), DURATION_BUCKETS).map_err(err)?;
     }
     builder
         .set_buckets_for_metric(Matcher::Full(BATCH_COMMANDS.into()), COUNT_BUCKETS)

@@ -5,7 +5,9 @@
 //!
 //! 1. block until one message arrives;
 //! 2. take whatever else is already queued, up to `max_batch_entries` /
-//!    `max_batch_bytes` (and, only when `linger` is non-zero, wait up to `linger` for more);
+//!    `max_batch_bytes`; wait for more only up to a non-zero `linger`, or (with
+//!    `adaptive_batching`) briefly while the callers the previous commit just answered
+//!    are still coming back;
 //! 3. validate each command against the state the earlier ones leave and stage it into
 //!    one `WriteBatch` (a refused command fails alone);
 //! 4. write the batch and fsync once (per [`Durability`]);
@@ -67,22 +69,49 @@ impl Drained {
     }
 }
 
-/// Blocks for the first message, then takes what is queued within `limits`. After a
-/// shutdown request it takes everything queued, so nothing sent before it is lost.
-/// Returns `None` when every sender is gone and the channel is empty.
-pub(crate) fn drain(rx: &Receiver<Msg>, limits: &Limits) -> Option<Drained> {
+/// What the previous commit tells the next batch: how many waiters it just answered
+/// (who are likely to send again at once) and until when it is worth waiting for them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Refill {
+    pub expect: usize,
+    pub until: Option<Instant>,
+}
+
+impl Refill {
+    /// The longest a batch waits for the previous batch's waiters to come back.
+    const MAX_WAIT: Duration = Duration::from_millis(1);
+
+    /// After a commit that answered `waiters` callers and took `took`: wait up to half the
+    /// commit's duration (at most 1 ms) for that many commands. Without this, the writer
+    /// drains the channel the instant it has replied, catches only the fastest callers,
+    /// and batches alternate between a few commands and all the rest.
+    pub fn after(waiters: usize, took: Duration) -> Self {
+        let wait = (took / 2).min(Self::MAX_WAIT);
+        Refill { expect: waiters, until: (waiters > 1).then(|| Instant::now() + wait) }
+    }
+}
+
+/// Blocks for the first message, then takes what is queued within `limits`; waits for
+/// more only up to `linger`, or while fewer than `refill.expect` messages came back before
+/// `refill.until`. After a shutdown request it takes everything queued without waiting,
+/// so nothing sent before it is lost. Returns `None` when every sender is gone and the
+/// channel is empty.
+pub(crate) fn drain(rx: &Receiver<Msg>, limits: &Limits, refill: &Refill) -> Option<Drained> {
     let mut batch = Drained::default();
     batch.push(rx.recv().ok()?);
     batch.queued = rx.len();
-    let deadline = (!limits.linger.is_zero()).then(|| Instant::now() + limits.linger);
+    let linger = (!limits.linger.is_zero()).then(|| Instant::now() + limits.linger);
     while batch.shutdown || !batch.full(limits) {
+        let deadline = match (linger, refill.until) {
+            _ if batch.shutdown => None,
+            (Some(l), _) => Some(l),
+            (None, Some(r)) if batch.msgs.len() < refill.expect => Some(r),
+            _ => None,
+        };
         let next = match rx.try_recv() {
             Ok(msg) => Some(msg),
             Err(TryRecvError::Disconnected) => None,
-            Err(TryRecvError::Empty) => match deadline {
-                Some(deadline) if !batch.shutdown => rx.recv_deadline(deadline).ok(),
-                _ => None,
-            },
+            Err(TryRecvError::Empty) => deadline.and_then(|d| rx.recv_deadline(d).ok()),
         };
         match next {
             Some(msg) => batch.push(msg),
@@ -154,10 +183,16 @@ impl Writer {
     pub fn run_blocking(mut self) -> Result<()> {
         self.shared.set_running();
         tracing::info!(path = %self.shared.config.path.display(), "rocklog writer started");
-        while let Some(batch) = drain(&self.rx, &self.limits) {
+        let mut refill = Refill::default();
+        while let Some(batch) = drain(&self.rx, &self.limits, &refill) {
             let shutdown = batch.shutdown;
             self.shared.metrics.queue_depth.set(batch.queued as f64);
+            let waiters = batch.msgs.len();
+            let started = Instant::now();
             self.commit(batch.msgs);
+            if self.shared.config.adaptive_batching {
+                refill = Refill::after(waiters, started.elapsed());
+            }
             if shutdown {
                 break;
             }
@@ -362,6 +397,7 @@ mod tests {
     }
 
     const NO_LIMITS: Limits = Limits { max_entries: u64::MAX, max_bytes: u64::MAX, linger: Duration::ZERO };
+    const NONE: Refill = Refill { expect: 0, until: None };
 
     #[test]
     fn everything_queued_forms_one_batch() {
@@ -369,7 +405,7 @@ mod tests {
         for g in 0..5 {
             tx.send(append(g, 2)).unwrap();
         }
-        let batch = drain(&rx, &NO_LIMITS).unwrap();
+        let batch = drain(&rx, &NO_LIMITS, &NONE).unwrap();
         assert_eq!((batch.msgs.len(), batch.entries), (5, 10));
         assert!(rx.is_empty());
     }
@@ -381,9 +417,9 @@ mod tests {
             tx.send(append(g, 2)).unwrap();
         }
         let limits = Limits { max_entries: 4, ..NO_LIMITS };
-        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 2);
-        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 2);
-        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
+        assert_eq!(drain(&rx, &limits, &NONE).unwrap().msgs.len(), 2);
+        assert_eq!(drain(&rx, &limits, &NONE).unwrap().msgs.len(), 2);
+        assert_eq!(drain(&rx, &limits, &NONE).unwrap().msgs.len(), 1);
     }
 
     #[test]
@@ -392,8 +428,8 @@ mod tests {
         tx.send(append(1, 100)).unwrap();
         tx.send(append(2, 1)).unwrap();
         let limits = Limits { max_bytes: 50, ..NO_LIMITS };
-        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
-        assert_eq!(drain(&rx, &limits).unwrap().msgs.len(), 1);
+        assert_eq!(drain(&rx, &limits, &NONE).unwrap().msgs.len(), 1);
+        assert_eq!(drain(&rx, &limits, &NONE).unwrap().msgs.len(), 1);
     }
 
     #[test]
@@ -404,7 +440,7 @@ mod tests {
             tx.send(append(g, 2)).unwrap();
         }
         let limits = Limits { max_entries: 1, ..NO_LIMITS };
-        let batch = drain(&rx, &limits).unwrap();
+        let batch = drain(&rx, &limits, &NONE).unwrap();
         assert!(batch.shutdown);
         assert_eq!(batch.msgs.len(), 6);
     }
@@ -414,8 +450,8 @@ mod tests {
         let (tx, rx) = flume::bounded::<Msg>(4);
         tx.send(append(1, 1)).unwrap();
         drop(tx);
-        assert!(drain(&rx, &NO_LIMITS).is_some());
-        assert!(drain(&rx, &NO_LIMITS).is_none());
+        assert!(drain(&rx, &NO_LIMITS, &NONE).is_some());
+        assert!(drain(&rx, &NO_LIMITS, &NONE).is_none());
     }
 
     #[test]
@@ -423,7 +459,7 @@ mod tests {
         let (tx, rx) = flume::bounded(16);
         tx.send(append(1, 1)).unwrap();
         let started = Instant::now();
-        assert_eq!(drain(&rx, &NO_LIMITS).unwrap().msgs.len(), 1);
+        assert_eq!(drain(&rx, &NO_LIMITS, &NONE).unwrap().msgs.len(), 1);
         assert!(started.elapsed() < Duration::from_millis(5), "zero linger never waits");
 
         let sender = std::thread::spawn(move || {
@@ -432,9 +468,42 @@ mod tests {
             tx.send(append(2, 1)).unwrap();
         });
         let limits = Limits { linger: Duration::from_millis(500), max_entries: 2, ..NO_LIMITS };
-        let batch = drain(&rx, &limits).unwrap();
+        let batch = drain(&rx, &limits, &NONE).unwrap();
         assert_eq!(batch.msgs.len(), 2, "the lingering batch picked up the late command");
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_batch_waits_briefly_for_the_previous_batchs_waiters() {
+        let (tx, rx) = flume::bounded(16);
+        tx.send(append(1, 1)).unwrap();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2));
+            tx.send(append(2, 1)).unwrap();
+            tx.send(append(3, 1)).unwrap();
+        });
+        let refill = Refill { expect: 3, until: Some(Instant::now() + Duration::from_secs(5)) };
+        let batch = drain(&rx, &NO_LIMITS, &refill).unwrap();
+        assert_eq!(batch.msgs.len(), 3, "waited until the expected commands were back");
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn the_refill_wait_ends_at_its_deadline() {
+        let (tx, rx) = flume::bounded(16);
+        tx.send(append(1, 1)).unwrap();
+        let refill = Refill { expect: 10, until: Some(Instant::now() + Duration::from_millis(3)) };
+        let started = Instant::now();
+        assert_eq!(drain(&rx, &NO_LIMITS, &refill).unwrap().msgs.len(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(2));
+        drop(tx);
+    }
+
+    #[test]
+    fn a_lone_writer_never_waits_for_company() {
+        assert!(Refill::after(1, Duration::from_secs(1)).until.is_none());
+        let r = Refill::after(8, Duration::from_secs(1));
+        assert!(r.until.is_some_and(|u| u <= Instant::now() + Refill::MAX_WAIT));
     }
 
     #[test]
@@ -455,7 +524,7 @@ mod tests {
         assert_eq!(writer.rx.len(), 2, "two commands queued, the third waits to enqueue");
 
         // Taking the queued commands lets the waiting one in, and wakes its task.
-        let first = drain(&writer.rx, &writer.limits).unwrap();
+        let first = drain(&writer.rx, &writer.limits, &NONE).unwrap();
         assert_eq!(first.msgs.len(), 3);
         assert!(tasks[2].is_woken(), "freeing a slot wakes the waiting writer");
         tokio_test::assert_pending!(tasks[2].poll(), "now it waits for its reply");
