@@ -128,6 +128,32 @@ pub(crate) fn open(config: &Config) -> Result<(DB, Groups)> {
     Ok((db, groups))
 }
 
+/// Opens the database at `path` read-only, for offline inspection, and returns it with
+/// its format version. Writes nothing and takes no lock: RocksDB read-only instances do not
+/// take the `LOCK` file nor create an info log, so this works beside a live engine and
+/// sees the state as of the open (WAL included). Does not recover the groups' state, so
+/// a directory with damaged metadata or entries can still be opened and checked.
+///
+/// Fails with [`Error::NotRocklog`] for a missing, empty or foreign directory (or one
+/// without a format-version record), [`Error::UnsupportedVersion`] for a newer format,
+/// and [`Error::Storage`] / [`Error::Io`] when RocksDB or the disk fails.
+pub(crate) fn open_read_only(path: &Path) -> Result<(DB, u32)> {
+    let not_rocklog = |reason: &str| Error::NotRocklog { path: path.to_owned(), reason: reason.into() };
+    match classify(path)? {
+        Existing::New if path.exists() => return Err(not_rocklog("it is empty")),
+        Existing::New => return Err(not_rocklog("it does not exist")),
+        Existing::Database => {}
+    }
+    let (opts, cfs) = options(&Config::new(path), false);
+    let db =
+        DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(|e| map_open_error(path, e))?;
+    match read_format(&db)? {
+        Some(v) if v <= FORMAT_VERSION => Ok((db, v)),
+        Some(found) => Err(Error::UnsupportedVersion { found, supported: FORMAT_VERSION }),
+        None => Err(not_rocklog("it has rocklog's column families but no format-version record")),
+    }
+}
+
 fn read_format(db: &DB) -> Result<Option<u32>> {
     db.get_pinned_cf(meta_cf(db)?, FORMAT_KEY)?.map(|v| codec::decode_format_version(&v)).transpose()
 }

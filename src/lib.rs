@@ -59,6 +59,7 @@ mod db;
 mod error;
 mod group;
 pub mod metrics;
+pub mod offline;
 mod records;
 mod shared;
 mod state;
