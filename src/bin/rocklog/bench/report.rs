@@ -1,0 +1,204 @@
+//! Turning measurements into figures: medians over rounds, the table, the JSON.
+
+use rocklog::Config;
+
+use super::backend::Kind;
+use super::driver::{Measured, Workload};
+
+/// The figures of one (workload, backend) pair: the README documents every field.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    pub workload: String,
+    pub backend: &'static str,
+    pub entries_per_sec: f64,
+    pub mib_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub commits_per_sec: f64,
+    pub entries_per_commit: f64,
+    pub cpu_us_per_entry: f64,
+    pub write_amp: f64,
+    pub peak_rss_bytes: u64,
+    pub rounds: usize,
+    /// Purge rounds (W5): median and worst duration of purging every group, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_ms_p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_ms_max: Option<f64>,
+    /// p99 append latency of appends that overlapped a purge round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_during_purge_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_per_sec: Option<f64>,
+    /// (seconds, bytes) RSS samples of a soak run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_samples: Vec<(f64, u64)>,
+    pub params: Workload,
+    pub config: Config,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn us(nanos: u64) -> f64 {
+    nanos as f64 / 1000.0
+}
+
+fn one(m: &Measured) -> [f64; 12] {
+    let secs = m.elapsed.as_secs_f64().max(1e-9);
+    let entries = m.entries.max(1) as f64;
+    [
+        m.entries as f64 / secs,
+        m.payload_bytes as f64 / secs / 1048576.0,
+        us(m.latency.value_at_quantile(0.5)),
+        us(m.latency.value_at_quantile(0.99)),
+        us(m.latency.value_at_quantile(0.999)),
+        us(m.latency.max()),
+        m.syncs as f64 / secs,
+        m.entries as f64 / m.syncs.max(1) as f64,
+        m.cpu.as_secs_f64() * 1e6 / entries,
+        m.write_bytes as f64 / m.payload_bytes.max(1) as f64,
+        m.reads as f64 / secs,
+        if m.latency_during_purge.is_empty() {
+            f64::NAN
+        } else {
+            us(m.latency_during_purge.value_at_quantile(0.99))
+        },
+    ]
+}
+
+/// Medians over rounds for every backend of one workload.
+pub fn summarize(
+    w: &Workload,
+    runs: &[(Kind, Vec<Measured>)],
+    rounds: usize,
+    config: &Config,
+) -> Vec<Summary> {
+    runs.iter()
+        .map(|(kind, measured)| {
+            let figures: Vec<[f64; 12]> = measured.iter().map(one).collect();
+            let col = |i: usize| median(figures.iter().map(|f| f[i]).filter(|x| !x.is_nan()).collect());
+            let purges: Vec<f64> =
+                measured.iter().flat_map(|m| m.purges.iter().map(|d| d.as_secs_f64() * 1e3)).collect();
+            let has_purges = !purges.is_empty();
+            let purge_max = purges.iter().copied().fold(0.0, f64::max);
+            Summary {
+                workload: w.name.clone(),
+                backend: kind.name(),
+                entries_per_sec: col(0),
+                mib_per_sec: col(1),
+                p50_us: col(2),
+                p99_us: col(3),
+                p999_us: col(4),
+                max_us: col(5),
+                commits_per_sec: col(6),
+                entries_per_commit: col(7),
+                cpu_us_per_entry: col(8),
+                write_amp: col(9),
+                peak_rss_bytes: median(measured.iter().map(|m| m.peak_rss as f64).collect()) as u64,
+                rounds,
+                purge_ms_p50: has_purges.then(|| median(purges.clone())),
+                purge_ms_max: has_purges.then_some(purge_max),
+                p99_during_purge_us: has_purges.then(|| col(11)),
+                reads_per_sec: (w.readers > 0 && measured.iter().any(|m| m.reads > 0)).then(|| col(10)),
+                rss_samples: measured
+                    .iter()
+                    .flat_map(|m| m.rss_samples.iter().map(|(t, b)| (t.as_secs_f64(), *b)))
+                    .collect(),
+                params: w.clone(),
+                config: config.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The human table: one block per workload, rocklog's ratios to each baseline below it.
+pub fn print_table(all: &[Vec<Summary>], config: &Config) {
+    println!(
+        "rocklog bench — durability {:?}, max_batch_entries {}, max_batch_bytes {}, linger {}",
+        config.durability,
+        config.max_batch_entries,
+        config.max_batch_bytes,
+        rocklog::units::format_duration(config.linger)
+    );
+    for rows in all {
+        let Some(first) = rows.first() else { continue };
+        let w = &first.params;
+        println!();
+        println!(
+            "{} — {} proposers, {} groups, {} B × {} per append, {} round(s), medians",
+            first.workload, w.proposers, w.groups, w.entry_bytes, w.entries_per_append, first.rounds
+        );
+        println!(
+            "  {:<13} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+            "backend",
+            "entries/s",
+            "MiB/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "max µs",
+            "fsync/s",
+            "ent/fsync",
+            "cpu µs/e",
+            "w-amp",
+            "RSS MiB"
+        );
+        for s in rows {
+            println!(
+                "  {:<13} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>7.2} {:>8.0}",
+                s.backend,
+                s.entries_per_sec,
+                s.mib_per_sec,
+                s.p50_us,
+                s.p99_us,
+                s.p999_us,
+                s.max_us,
+                s.commits_per_sec,
+                s.entries_per_commit,
+                s.cpu_us_per_entry,
+                s.write_amp,
+                s.peak_rss_bytes as f64 / 1048576.0
+            );
+            if let (Some(p50), Some(max), Some(p99)) = (s.purge_ms_p50, s.purge_ms_max, s.p99_during_purge_us)
+            {
+                println!(
+                    "  {:<13} purge round p50 {p50:.1} ms, max {max:.1} ms; append p99 during purges {p99:.0} µs",
+                    ""
+                );
+            }
+        }
+        if let Some(r) = rows.iter().find(|s| s.backend == "rocklog") {
+            for b in rows.iter().filter(|s| s.backend != "rocklog") {
+                println!(
+                    "  rocklog vs {:<13} throughput ×{:.2}   p50 ×{:.2}   p99 ×{:.2}   CPU/entry ×{:.2}",
+                    b.backend,
+                    r.entries_per_sec / b.entries_per_sec.max(1e-9),
+                    r.p50_us / b.p50_us.max(1e-9),
+                    r.p99_us / b.p99_us.max(1e-9),
+                    r.cpu_us_per_entry / b.cpu_us_per_entry.max(1e-9),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+}
