@@ -48,6 +48,23 @@ pub(crate) fn log_bound(group: u64, index: Option<u64>) -> Vec<u8> {
     }
 }
 
+/// A range of indexes as `[lo, hi)`: `lo` is `None` when the range starts past
+/// `u64::MAX` (it is empty), `hi` is `None` when it is unbounded above.
+pub(crate) fn index_bounds(range: &impl std::ops::RangeBounds<u64>) -> (Option<u64>, Option<u64>) {
+    use std::ops::Bound;
+    let lo = match range.start_bound() {
+        Bound::Included(&i) => Some(i),
+        Bound::Excluded(&i) => i.checked_add(1),
+        Bound::Unbounded => Some(0),
+    };
+    let hi = match range.end_bound() {
+        Bound::Included(&i) => i.checked_add(1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    };
+    (lo, hi)
+}
+
 /// Splits a log key into group and index.
 pub(crate) fn parse_log_key(key: &[u8]) -> Option<(u64, u64)> {
     let group = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);

@@ -227,16 +227,7 @@ impl Group {
     /// [`Error::Storage`].
     pub fn entries(&self, range: impl RangeBounds<u64>, max_bytes: Option<u64>) -> Result<Vec<Entry>> {
         let started = Instant::now();
-        let lo = match range.start_bound() {
-            Bound::Included(&i) => Some(i),
-            Bound::Excluded(&i) => i.checked_add(1),
-            Bound::Unbounded => Some(0),
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&i) => i.checked_add(1),
-            Bound::Excluded(&i) => Some(i),
-            Bound::Unbounded => None,
-        };
+        let (lo, hi) = codec::index_bounds(&range);
         let mut result = Ok(Vec::new());
         if let Some(lo) = lo {
             for _ in 0..READ_RETRIES {

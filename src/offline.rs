@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -179,16 +179,7 @@ impl OfflineLog {
     ///
     /// Fails with [`Error::Corruption`] when the `log` column family is missing.
     pub fn entries(&self, group: u64, range: impl RangeBounds<u64>) -> Result<Entries<'_>> {
-        let lo = match range.start_bound() {
-            Bound::Included(&i) => Some(i),
-            Bound::Excluded(&i) => i.checked_add(1),
-            Bound::Unbounded => Some(0),
-        };
-        let hi = match range.end_bound() {
-            Bound::Included(&i) => i.checked_add(1),
-            Bound::Excluded(&i) => Some(i),
-            Bound::Unbounded => None,
-        };
+        let (lo, hi) = codec::index_bounds(&range);
         let mut ro = crate::db::range_read_options(group, hi);
         ro.fill_cache(false);
         let mut it = self.db.raw_iterator_cf_opt(crate::db::log_cf(&self.db)?, ro);

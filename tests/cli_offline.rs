@@ -262,7 +262,7 @@ async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
-    config.write_buffer_size = rocklog::ByteSize(4 << 20);
+    config.write_buffer_size = rocklog::ByteSize(1 << 20);
     let store = LogStore::start(config).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -273,9 +273,9 @@ async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
                 let batch: Vec<Entry> = (next..next + 50).map(|i| Entry::new(i, 1, vec![7u8; 500])).collect();
                 store.group(1).append(&batch).await.unwrap();
                 next += 50;
-                if next % 1000 == 1 {
-                    // Keep the log short, so that each check reads little.
-                    store.group(1).purge(LogId::new(1, next - 1000)).await.unwrap();
+                if next % 1000 == 1 && next > 10_000 {
+                    // Keep ~10 memtables' worth of log, so that each check reads little.
+                    store.group(1).purge(LogId::new(1, next - 10_000)).await.unwrap();
                 }
             }
         })
