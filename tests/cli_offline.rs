@@ -254,7 +254,8 @@ async fn inspect_works_while_an_engine_has_the_directory_open() {
 /// worth of entries (the WAL is gone, the manifest it read does not name the new SST) and
 /// report a hole that is not there. Small memtables make the engine flush every few
 /// hundred milliseconds here; every check must still find the log whole. (Without the
-/// guard in `OfflineLog::open`, this test failed 4 runs out of 4.)
+/// guard in `OfflineLog::open` this test reported such phantom holes in about a third of
+/// its runs; with it, never in the runs made.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
     use std::sync::Arc;
@@ -274,13 +275,13 @@ async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
                 store.group(1).append(&batch).await.unwrap();
                 next += 50;
                 if next % 1000 == 1 && next > 10_000 {
-                    // Keep ~10 memtables' worth of log, so that each check reads little.
+                    // Keep ~5 memtables' worth of log, so that each check reads little.
                     store.group(1).purge(LogId::new(1, next - 10_000)).await.unwrap();
                 }
             }
         })
     };
-    for _ in 0..20 {
+    for _ in 0..30 {
         let out = rocklog(&["check"], dir.path());
         assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     }
