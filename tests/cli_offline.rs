@@ -281,10 +281,18 @@ async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
             }
         })
     };
+    // A check may decline, with a clear message, when the engine flushed during every open
+    // attempt (a loaded machine); it must never report a hole that is not there.
+    let mut clean = 0;
     for _ in 0..30 {
         let out = rocklog(&["check"], dir.path());
-        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+        match out.status.code() {
+            Some(0) => clean += 1,
+            Some(2) if stderr(&out).contains("try again") => {}
+            _ => panic!("{}{}", stdout(&out), stderr(&out)),
+        }
     }
+    assert!(clean > 0, "no check got a stable view in 30 attempts");
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     store.shutdown().await.unwrap();
