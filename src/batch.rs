@@ -39,9 +39,10 @@ impl Pending {
     /// Forgets the entries at or below `upto` (they were purged).
     fn purge(&mut self, upto: u64) {
         if upto >= self.start {
-            let drop = usize::try_from(upto - self.start + 1).unwrap_or(usize::MAX).min(self.terms.len());
-            self.terms.drain(..drop);
-            self.start = upto + 1;
+            // Checked: a purge may name index u64::MAX, where `upto + 1` does not exist.
+            let count = usize::try_from(upto - self.start).map_or(usize::MAX, |n| n.saturating_add(1));
+            self.terms.drain(..count.min(self.terms.len()));
+            self.start = upto.saturating_add(1);
         }
     }
 }
@@ -107,6 +108,11 @@ impl<'a> Staging<'a> {
                 self.save_hard_state(group, hs);
                 Ok(())
             }
+            Op::SaveMetadata(bytes) => {
+                self.existing_or_create(group);
+                self.batch.put_cf(self.meta, codec::meta_key(group, MetaTag::Metadata), bytes);
+                Ok(())
+            }
             Op::Reset => self.reset(group),
             Op::Remove => self.remove(group),
         }
@@ -159,7 +165,8 @@ impl<'a> Staging<'a> {
             return Ok(());
         };
         for pair in entries.windows(2) {
-            if pair[1].index != pair[0].index.wrapping_add(1) {
+            // Checked: after u64::MAX comes no index (wrapping would accept MAX, 0).
+            if pair[0].index.checked_add(1) != Some(pair[1].index) {
                 return Err(Error::NonContiguous { group, previous: pair[0].index, index: pair[1].index });
             }
             if pair[1].term < pair[0].term {
@@ -183,6 +190,11 @@ impl<'a> Staging<'a> {
         let log = self.staged(group).state.map(|s| s.log).unwrap_or_default();
         if let Some(p) = log.purged.filter(|p| start <= p.index) {
             return Err(Error::BelowPurgeBoundary { group, index: start, boundary: p.index });
+        }
+        // Only a never-purged log numbered from 1 can meet this (index 0): a purged log's
+        // first index is right after its boundary, which is refused above.
+        if let Some(first) = log.first_index.filter(|&f| start < f) {
+            return Err(Error::BelowFirstIndex { group, index: start, first });
         }
         let expected = log.next_index().unwrap_or(1);
         if start > expected {
@@ -209,7 +221,10 @@ impl<'a> Staging<'a> {
         let staged = self.staged(group);
         let terms = entries.iter().map(|e| e.term);
         match &mut staged.pending {
-            p if !p.terms.is_empty() && p.start <= start && start <= p.start + p.terms.len() as u64 => {
+            p if !p.terms.is_empty()
+                && p.start <= start
+                && start <= p.start.saturating_add(p.terms.len() as u64) =>
+            {
                 p.cut(start);
                 p.terms.extend(terms);
             }
@@ -333,6 +348,7 @@ impl<'a> Staging<'a> {
         self.existing(group)?;
         self.delete_log(group);
         self.batch.delete_cf(self.meta, codec::meta_key(group, MetaTag::HardState));
+        self.batch.delete_cf(self.meta, codec::meta_key(group, MetaTag::Metadata));
         self.batch.delete_cf(self.meta, codec::meta_key(group, MetaTag::Group));
         self.staged(group).state = None;
         Ok(())

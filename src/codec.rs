@@ -20,7 +20,13 @@ pub(crate) const META_CF: &str = "meta";
 /// The key of the format-version record in `meta`.
 pub(crate) const FORMAT_KEY: &[u8] = b"rocklog.format";
 /// The format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: entries, group markers, hard states, purge boundaries.
+/// - 2: adds the per-group opaque metadata record. An engine opening a version-1
+///   directory upgrades its version record (nothing else changes), so an older build
+///   then refuses it with `UnsupportedVersion` instead of stumbling on a record it
+///   does not know.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A log key: group ‖ index.
 pub(crate) fn log_key(group: u64, index: u64) -> [u8; 16] {
@@ -82,6 +88,8 @@ pub(crate) enum MetaTag {
     HardState = 2,
     /// The [`LogId`] of the last purged entry.
     Purged = 3,
+    /// An opaque byte string an adapter keeps beside the log (`Group::save_metadata`).
+    Metadata = 4,
 }
 
 impl MetaTag {
@@ -90,6 +98,7 @@ impl MetaTag {
             1 => Some(MetaTag::Group),
             2 => Some(MetaTag::HardState),
             3 => Some(MetaTag::Purged),
+            4 => Some(MetaTag::Metadata),
             _ => None,
         }
     }
@@ -99,6 +108,7 @@ impl MetaTag {
             MetaTag::Group => "group marker",
             MetaTag::HardState => "hard state",
             MetaTag::Purged => "purge boundary",
+            MetaTag::Metadata => "metadata",
         }
     }
 }

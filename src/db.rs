@@ -27,11 +27,22 @@ pub(crate) fn meta_cf(db: &DB) -> Result<&ColumnFamily> {
     db.cf_handle(META_CF).ok_or_else(|| Error::corruption(0, "column family", "`meta` is missing"))
 }
 
+/// The file that marks a directory whose database is being created. It is written (and
+/// synced) before RocksDB creates anything, and removed once the column families exist and
+/// the format record is synced. While it is there, everything in the directory comes from
+/// an interrupted first open that acknowledged nothing, so the next open finishes the
+/// creation. Without it, a crash during the first open left a `LOG` alone, a manifest
+/// without `CURRENT`, or a database without rocklog's column families: a directory every
+/// later open refused as not rocklog's.
+const CREATING_MARKER: &str = "ROCKLOG-CREATING";
+
 /// How the directory looked before opening.
 #[derive(Debug, PartialEq, Eq)]
 enum Existing {
     /// Missing or empty: a new engine is created.
     New,
+    /// A creation was interrupted (the marker is there): it is finished on open.
+    Creating,
     /// Holds a RocksDB database with rocklog's column families.
     Database,
 }
@@ -47,6 +58,9 @@ fn classify(path: &Path) -> Result<Existing> {
     }
     if std::fs::read_dir(path).map_err(io)?.next().is_none() {
         return Ok(Existing::New);
+    }
+    if path.join(CREATING_MARKER).exists() {
+        return Ok(Existing::Creating);
     }
     if !path.join("CURRENT").exists() {
         return Err(not_rocklog("it is not empty and holds no RocksDB database"));
@@ -103,13 +117,25 @@ fn options(config: &Config, create: bool) -> (Options, Vec<ColumnFamilyDescripto
     (db, cfs)
 }
 
+/// Names what went wrong when RocksDB refused to open `path`. RocksDB reports I/O errors
+/// as text ("IO error: <context>: <file>: <strerror>"): a held lock is "lock hold by
+/// current process" (this process) or "While lock file" (another one); a directory
+/// RocksDB cannot write to (read-only file system, no permission) fails earlier, when it
+/// opens the LOCK file or creates its first files, and is an [`Error::Io`] with that kind,
+/// not [`Error::Locked`].
 fn map_open_error(path: &Path, e: rocksdb::Error) -> Error {
     let message = e.to_string();
-    if message.contains("LOCK") || message.contains("lock hold") {
-        Error::Locked { path: path.to_owned(), message }
-    } else {
-        Error::Storage(e)
+    if message.contains("lock hold by current process") || message.contains("While lock file") {
+        return Error::Locked { path: path.to_owned(), message };
     }
+    let kind = if message.ends_with("Read-only file system") {
+        std::io::ErrorKind::ReadOnlyFilesystem
+    } else if message.ends_with("Permission denied") {
+        std::io::ErrorKind::PermissionDenied
+    } else {
+        return Error::Storage(e);
+    };
+    Error::Io { path: path.to_owned(), source: std::io::Error::new(kind, message) }
 }
 
 /// Opens (creating if new) the database at `config.path` for writing and recovers every
@@ -119,13 +145,34 @@ pub(crate) fn open(config: &Config) -> Result<(DB, Groups)> {
     let path = config.path.as_path();
     let existing = classify(path)?;
     if existing == Existing::New {
-        std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        begin_creation(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
     }
-    let (opts, cfs) = options(config, existing == Existing::New);
+    let creating = existing != Existing::Database;
+    let (opts, cfs) = options(config, creating);
     let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| map_open_error(path, e))?;
     check_format(&db, path)?;
+    if creating {
+        // The column families are in the synced manifest and the format record is synced:
+        // the database is whole. (A marker that outlives this is harmless: the next open
+        // passes the create flags to a complete database, which ignores them.)
+        let marker = path.join(CREATING_MARKER);
+        std::fs::remove_file(&marker)
+            .and_then(|()| sync_dir(path))
+            .map_err(|source| Error::Io { path: marker, source })?;
+    }
     let groups = recover(&db)?;
     Ok((db, groups))
+}
+
+/// Creates the directory and the creation marker, both durable before RocksDB writes.
+fn begin_creation(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    std::fs::File::create(path.join(CREATING_MARKER))?.sync_all()?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }
 
 /// Opens the database at `path` read-only, for offline inspection, and returns it with
@@ -142,6 +189,11 @@ pub(crate) fn open_read_only(path: &Path) -> Result<(DB, u32)> {
     match classify(path)? {
         Existing::New if path.exists() => return Err(not_rocklog("it is empty")),
         Existing::New => return Err(not_rocklog("it does not exist")),
+        Existing::Creating => {
+            return Err(not_rocklog(
+                "its creation was interrupted: it holds no data yet, and the next engine open completes it",
+            ));
+        }
         Existing::Database => {}
     }
     let (opts, cfs) = options(&Config::new(path), false);
@@ -162,7 +214,14 @@ fn read_format(db: &DB) -> Result<Option<u32>> {
 /// and holds nothing else: one whose creation was interrupted before the record landed.
 fn check_format(db: &DB, path: &Path) -> Result<()> {
     match read_format(db)? {
-        Some(v) if v <= FORMAT_VERSION => Ok(()),
+        Some(v) if v == FORMAT_VERSION => Ok(()),
+        Some(v) if v < FORMAT_VERSION => {
+            tracing::info!(path = %path.display(), from = v, to = FORMAT_VERSION, "upgrading the rocklog format");
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            db.put_cf_opt(meta_cf(db)?, FORMAT_KEY, codec::encode_format_version(), &wo)?;
+            Ok(())
+        }
         Some(found) => Err(Error::UnsupportedVersion { found, supported: FORMAT_VERSION }),
         None => {
             let empty = |cf| db.iterator_cf(cf, rocksdb::IteratorMode::Start).next().is_none();
@@ -191,7 +250,7 @@ pub(crate) fn recover(db: &DB) -> Result<Groups> {
         if let Some((group, tag)) = codec::parse_meta_key(key) {
             let state = groups.entry(group).or_default();
             match tag {
-                Some(MetaTag::Group) => {}
+                Some(MetaTag::Group) | Some(MetaTag::Metadata) => {}
                 Some(MetaTag::HardState) => state.hard_state = Some(codec::decode_hard_state(group, value)?),
                 Some(MetaTag::Purged) => state.log.purged = Some(codec::decode_log_id(group, value)?),
                 None => return Err(Error::corruption(group, "metadata", format!("unknown tag {}", key[8]))),
@@ -232,4 +291,80 @@ pub(crate) fn range_read_options(group: u64, hi: Option<u64>) -> ReadOptions {
     let mut ro = ReadOptions::default();
     ro.set_iterate_upper_bound(codec::log_bound(group, hi));
     ro
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// What an interrupted first open left, and how to leave it.
+    type Step = (&'static str, fn(&Path));
+
+    /// Leaves `dir` as a first open killed at some moment would, marker included.
+    fn interrupted(dir: &Path, rocksdb_part: impl FnOnce(&Path)) {
+        begin_creation(dir).unwrap();
+        rocksdb_part(dir);
+    }
+
+    fn bare_rocksdb(dir: &Path, cfs: &[&str]) {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        drop(DB::open_cf(&opts, dir, cfs).unwrap());
+    }
+
+    #[test]
+    fn a_first_open_interrupted_at_any_step_is_finished_by_the_next() {
+        let steps: [Step; 4] = [
+            ("only the info log", |d| std::fs::write(d.join("LOG"), "started").unwrap()),
+            ("RocksDB's first files, no CURRENT yet", |d| {
+                for file in ["LOCK", "IDENTITY", "MANIFEST-000001", "000000.dbtmp"] {
+                    std::fs::write(d.join(file), "").unwrap();
+                }
+            }),
+            ("only the default column family", |d| bare_rocksdb(d, &[])),
+            ("`log` but not `meta`", |d| bare_rocksdb(d, &[LOG_CF])),
+        ];
+        for (what, step) in steps {
+            let dir = tempfile::tempdir().unwrap();
+            interrupted(dir.path(), step);
+            assert!(
+                open_read_only(dir.path()).is_err(),
+                "{what}: an unfinished directory is not offered offline"
+            );
+            let (db, groups) = open(&Config::new(dir.path())).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(groups.is_empty(), "{what}");
+            assert!(!dir.path().join(CREATING_MARKER).exists(), "{what}: the marker is gone once complete");
+            drop(db);
+            assert!(open_read_only(dir.path()).is_ok(), "{what}: complete now");
+        }
+    }
+
+    #[test]
+    fn a_version_1_directory_is_upgraded_on_open_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&Config::new(dir.path())).unwrap();
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(meta_cf(&db).unwrap(), codec::meta_key(5, MetaTag::Group), b"");
+        let v1 = crate::records::FormatVersion { version: 1 };
+        batch.put_cf(meta_cf(&db).unwrap(), FORMAT_KEY, prost::Message::encode_to_vec(&v1));
+        db.write(batch).unwrap();
+        drop(db);
+        assert_eq!(open_read_only(dir.path()).unwrap().1, 1, "offline tools read version 1 as is");
+        let (db, groups) = open(&Config::new(dir.path())).unwrap();
+        assert!(groups.contains_key(&5));
+        assert_eq!(read_format(&db).unwrap(), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn without_the_marker_a_foreign_directory_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("LOG"), "someone else's").unwrap();
+        assert!(matches!(open(&Config::new(dir.path())), Err(Error::NotRocklog { .. })));
+        let other = tempfile::tempdir().unwrap();
+        bare_rocksdb(other.path(), &[]);
+        assert!(matches!(open(&Config::new(other.path())), Err(Error::NotRocklog { .. })));
+    }
 }

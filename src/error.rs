@@ -2,8 +2,9 @@
 //!
 //! Errors fall into three families, and callers usually care which:
 //! - **bad input** ([`Error::Gap`], [`Error::NonContiguous`], [`Error::BelowPurgeBoundary`],
-//!   [`Error::EntryTooLarge`], [`Error::TermMismatch`], [`Error::TermRegression`],
-//!   [`Error::GroupNotFound`], [`Error::Compacted`], [`Error::InvalidConfig`]): the command
+//!   [`Error::BelowFirstIndex`], [`Error::EntryTooLarge`], [`Error::TermMismatch`],
+//!   [`Error::TermRegression`], [`Error::GroupNotFound`], [`Error::Compacted`],
+//!   [`Error::InvalidConfig`]): the command
 //!   was refused before anything was written; the engine is unchanged and still usable;
 //! - **engine state** ([`Error::WriteFailed`], [`Error::Poisoned`], [`Error::Closed`]): the engine cannot accept
 //!   writes any more; reopen it;
@@ -53,6 +54,19 @@ pub enum Error {
         index: u64,
         /// The index of the last purged entry.
         boundary: u64,
+    },
+
+    /// An append started below the first entry of a log that was never purged: index 0
+    /// on a log numbered from 1. Overwriting from there would replace the whole log under
+    /// a numbering it does not use, so it is refused.
+    #[error("group {group}: append at index {index} starts below the first index {first}")]
+    BelowFirstIndex {
+        /// The group appended to.
+        group: u64,
+        /// The first index of the refused append.
+        index: u64,
+        /// The index of the log's first entry.
+        first: u64,
     },
 
     /// A read asked for an index that has been purged.
@@ -121,8 +135,9 @@ pub enum Error {
     #[error("engine is poisoned by an earlier write failure ({0}); reopen it")]
     Poisoned(String),
 
-    /// The write or fsync of the group commit holding this command failed. Whether the
-    /// command is durable is unknown; the engine is now poisoned (see [`Error::Poisoned`]).
+    /// The write or fsync of the group commit holding this command failed (a full disk
+    /// reads "No space left on device"). Whether the command is durable is unknown; the
+    /// engine is now poisoned (see [`Error::Poisoned`]).
     #[error("write failed: {0}; the engine is now poisoned")]
     WriteFailed(String),
 
@@ -169,7 +184,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// An I/O error outside RocksDB (creating or inspecting the directory).
+    /// An I/O error on the directory itself: creating or inspecting it, or opening one
+    /// the engine may not write to (kind `ReadOnlyFilesystem` or `PermissionDenied`; a
+    /// read-only directory can still be read with [`offline`](crate::offline)).
     #[error("I/O error on {path}: {source}")]
     Io {
         /// The path involved.
@@ -192,6 +209,7 @@ impl Error {
             Error::Gap { .. }
                 | Error::NonContiguous { .. }
                 | Error::BelowPurgeBoundary { .. }
+                | Error::BelowFirstIndex { .. }
                 | Error::Compacted { .. }
                 | Error::EntryTooLarge { .. }
                 | Error::TermMismatch { .. }

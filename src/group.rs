@@ -3,6 +3,8 @@
 use std::ops::{Bound, RangeBounds};
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::codec;
 use crate::command::{EncodedEntry, Op};
 use crate::error::{Error, Result};
@@ -58,12 +60,39 @@ impl Group {
     /// index of 0 or 1. An empty slice is a no-op.
     ///
     /// Fails, writing nothing, with [`Error::Gap`], [`Error::NonContiguous`],
-    /// [`Error::BelowPurgeBoundary`], [`Error::TermRegression`] or
-    /// [`Error::EntryTooLarge`]; and with [`Error::Poisoned`], [`Error::WriteFailed`] or
+    /// [`Error::BelowPurgeBoundary`], [`Error::BelowFirstIndex`], [`Error::TermRegression`]
+    /// or [`Error::EntryTooLarge`]; and with [`Error::Poisoned`], [`Error::WriteFailed`] or
     /// [`Error::Closed`] when the engine cannot write.
     pub async fn append(&self, entries: &[Entry]) -> Result<()> {
         let encoded: Vec<EncodedEntry> = entries.iter().map(EncodedEntry::new).collect();
         self.store.write(self.id, Op::Append(encoded)).await
+    }
+
+    /// Appends like [`Group::append`], but returns as soon as the entries are written and
+    /// readable — before their fsync — and reports durability through `on_durable`.
+    ///
+    /// This is the shape Raft libraries want from a log store (openraft's `append` +
+    /// `LogFlushed`): the leader moves on to its next append while this one syncs, so a
+    /// single busy group also gets many appends per fsync. `on_durable` is called exactly
+    /// once, on the writer thread, after the group commit holding the entries is fsynced
+    /// (`Ok`), or with [`Error::WriteFailed`] / [`Error::Closed`] when it cannot be. It must
+    /// not block: send on a channel, complete a callback. It is never called when this
+    /// returns an error.
+    ///
+    /// Entries visible before their fsync can still be lost by a crash; a reader of this
+    /// group may see them before `on_durable` runs, and if the fsync fails (the engine is
+    /// then poisoned) they stay visible until the engine is reopened. Under
+    /// [`Durability::Buffered`](crate::Durability::Buffered) `on_durable` runs when the
+    /// entries are written, as [`Group::append`] would return.
+    ///
+    /// Fails like [`Group::append`].
+    pub async fn append_then(
+        &self,
+        entries: &[Entry],
+        on_durable: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        let encoded: Vec<EncodedEntry> = entries.iter().map(EncodedEntry::new).collect();
+        self.store.write_then(self.id, Op::Append(encoded), on_durable).await
     }
 
     /// Deletes the entries at `from` and above (a no-op when `from` is past the end).
@@ -95,8 +124,21 @@ impl Group {
         self.store.write(self.id, Op::SaveHardState(hard_state)).await
     }
 
-    /// Deletes every entry and the purge boundary, keeping the group and its hard state:
-    /// the log starts afresh.
+    /// Replaces the group's metadata, creating the group if needed. The metadata is an
+    /// opaque byte string kept beside the hard state for what a Raft library persists and
+    /// [`HardState`] cannot hold (the openraft adapter keeps its vote, committed log id and
+    /// purge boundary there). Like every write it goes through the writer, in order with
+    /// the group's other writes, and resolves once durable. [`Group::reset`] keeps it,
+    /// [`Group::remove`] deletes it. It is rewritten whole on each save and read from
+    /// RocksDB: meant for small records, not for data.
+    ///
+    /// Fails with [`Error::Poisoned`], [`Error::WriteFailed`] or [`Error::Closed`].
+    pub async fn save_metadata(&self, metadata: impl Into<Bytes>) -> Result<()> {
+        self.store.write(self.id, Op::SaveMetadata(metadata.into())).await
+    }
+
+    /// Deletes every entry and the purge boundary, keeping the group, its hard state and
+    /// its metadata: the log starts afresh.
     ///
     /// Fails with [`Error::GroupNotFound`], or as [`Group::append`] does when the engine
     /// cannot write.
@@ -104,7 +146,7 @@ impl Group {
         self.store.write(self.id, Op::Reset).await
     }
 
-    /// Deletes the group: its log, purge boundary and hard state.
+    /// Deletes the group: its log, purge boundary, hard state and metadata.
     ///
     /// Fails with [`Error::GroupNotFound`], or as [`Group::append`] does when the engine
     /// cannot write.
@@ -113,6 +155,18 @@ impl Group {
     }
 
     // ----- reads -----
+
+    /// The metadata last saved with [`Group::save_metadata`], `None` if none was.
+    ///
+    /// Fails with [`Error::GroupNotFound`], [`Error::Closed`] or [`Error::Storage`].
+    pub fn metadata(&self) -> Result<Option<Bytes>> {
+        if !self.exists() {
+            return Err(Error::GroupNotFound(self.id));
+        }
+        let db = self.store.shared().db()?;
+        let key = codec::meta_key(self.id, codec::MetaTag::Metadata);
+        Ok(db.get_pinned_cf(crate::db::meta_cf(&db)?, key)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
 
     /// True if the group exists.
     pub fn exists(&self) -> bool {
@@ -253,33 +307,39 @@ impl Group {
         let (Some(first), Some(last)) = (state.first_index, state.last_log_id) else {
             return match state.purged {
                 Some(p) if lo <= p.index && !from_first && hi.is_none_or(|h| h > lo) => {
-                    Err(Error::Compacted { group: self.id, index: lo, first: p.index + 1 })
+                    Err(Error::Compacted { group: self.id, index: lo, first: p.index.saturating_add(1) })
                 }
                 _ => Ok(Vec::new()),
             };
         };
         let lo = if from_first { first } else { lo };
-        let hi = hi.map_or(last.index + 1, |h| h.min(last.index + 1));
-        if lo >= hi {
+        // In u128: a log may end at index u64::MAX, and no u64 lies above that.
+        let end = u128::from(last.index) + 1;
+        let hi = hi.map_or(end, |h| u128::from(h).min(end));
+        if u128::from(lo) >= hi {
             return Ok(Vec::new());
         }
         if lo < first {
             return Err(Error::Compacted { group: self.id, index: lo, first });
         }
         let db = self.store.shared().db()?;
-        let mut it =
-            db.raw_iterator_cf_opt(crate::db::log_cf(&db)?, crate::db::range_read_options(self.id, Some(hi)));
+        let mut it = db.raw_iterator_cf_opt(
+            crate::db::log_cf(&db)?,
+            crate::db::range_read_options(self.id, hi.try_into().ok()),
+        );
         it.seek(codec::log_key(self.id, lo));
-        let mut out = Vec::with_capacity(usize::try_from(hi - lo).unwrap_or(0).min(1024));
+        let mut out = Vec::with_capacity(usize::try_from(hi - u128::from(lo)).unwrap_or(0).min(1024));
         let mut total = 0u64;
-        let mut expected = lo;
+        let mut expected = u128::from(lo);
+        // Only called below `hi`, so `expected` is a u64 there.
+        let hole = |expected: u128| missing(self.id, u64::try_from(expected).unwrap_or(u64::MAX));
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             let index = match codec::parse_log_key(key) {
                 Some((g, i)) if g == self.id => i,
                 _ => break,
             };
-            if index != expected {
-                return Err(missing(self.id, expected));
+            if u128::from(index) != expected {
+                return Err(hole(expected));
             }
             let entry = codec::decode_entry(self.id, index, value)?;
             total = total.saturating_add(entry.payload.len() as u64);
@@ -292,7 +352,7 @@ impl Group {
         }
         it.status()?;
         if expected != hi {
-            return Err(missing(self.id, expected));
+            return Err(hole(expected));
         }
         Ok(out)
     }

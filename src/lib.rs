@@ -51,19 +51,28 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod batch;
 mod codec;
 mod command;
 pub mod config;
+#[cfg(feature = "d-engine")]
+pub mod d_engine;
 mod db;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group;
 pub mod metrics;
 pub mod offline;
+#[cfg(feature = "openraft")]
+pub mod openraft;
 mod records;
 mod shared;
 mod state;
 mod store;
+mod syncer;
 pub mod units;
 mod writer;
 

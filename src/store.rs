@@ -6,7 +6,7 @@ use std::time::Instant;
 use flume::Sender;
 use tokio::sync::oneshot;
 
-use crate::command::{Msg, Op};
+use crate::command::{Msg, OnDurable, Op, Reply};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Group;
@@ -77,8 +77,9 @@ impl LogStore {
     /// Fails with [`Error::InvalidConfig`] for a config [`Config::validate`] refuses,
     /// [`Error::NotRocklog`] for a directory holding something else,
     /// [`Error::UnsupportedVersion`] for a newer format, [`Error::Locked`] when another
-    /// engine has it open, [`Error::Corruption`] when its metadata does not decode, and
-    /// [`Error::Io`] / [`Error::Storage`] when the disk fails.
+    /// engine has it open, [`Error::Corruption`] when its metadata does not decode,
+    /// [`Error::Io`] for a directory it may not create or write to, and [`Error::Storage`]
+    /// when the disk fails.
     pub fn open(config: Config) -> Result<(LogStore, Writer)> {
         config.validate()?;
         let span = tracing::info_span!("rocklog_open", path = %config.path.display());
@@ -99,6 +100,10 @@ impl LogStore {
     /// started.
     pub fn start(config: Config) -> Result<LogStore> {
         let (store, writer) = Self::open(config)?;
+        // Running from now on, not from when the thread gets scheduled: a store dropped
+        // right away must wait for the writer to close the database (and release its
+        // lock), not see a writer "not started" and return while the lock is held.
+        store.shared().set_running();
         std::thread::Builder::new()
             .name("rocklog-writer".into())
             .spawn(move || writer.run_blocking())
@@ -162,7 +167,7 @@ impl LogStore {
     /// when the fsync fails.
     pub async fn flush(&self) -> Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Flush { reply }).await?;
+        self.send(Msg::Flush { reply: Reply::Channel(reply) }).await?;
         self.reply(rx).await
     }
 
@@ -207,7 +212,23 @@ impl LogStore {
     pub(crate) async fn write(&self, group: u64, op: Op) -> Result<()> {
         self.shared().check_poison()?;
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Write { group, op, reply, enqueued: Instant::now() }).await?;
+        let reply = Reply::Channel(reply);
+        self.send(Msg::Write { group, op, reply, visible: None, enqueued: Instant::now() }).await?;
+        self.reply(rx).await
+    }
+
+    /// Sends one write and waits until it is visible; `on_durable` hears the durable
+    /// outcome later, on the writer thread (never when this returns an error).
+    pub(crate) async fn write_then(
+        &self,
+        group: u64,
+        op: Op,
+        on_durable: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        self.shared().check_poison()?;
+        let (visible, rx) = oneshot::channel();
+        let reply = Reply::Callback(OnDurable::new(on_durable));
+        self.send(Msg::Write { group, op, reply, visible: Some(visible), enqueued: Instant::now() }).await?;
         self.reply(rx).await
     }
 
@@ -239,5 +260,22 @@ impl LogStore {
     #[doc(hidden)]
     pub fn inject_writer_panic(&self) {
         self.shared().faults.panic_next_batch.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dropping the only handle right after `start` (before the writer thread ran) must
+    /// still close the database before the drop returns: the next `start` at the same path
+    /// succeeds at once. d-engine's storage suite reopens a directory exactly like this.
+    #[test]
+    fn a_store_dropped_right_after_start_releases_the_directory() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io { path: "tempdir".into(), source })?;
+        for _ in 0..50 {
+            drop(LogStore::start(Config::new(dir.path()))?);
+        }
+        Ok(())
     }
 }

@@ -24,11 +24,12 @@ use rocksdb::WriteOptions;
 use tokio::sync::oneshot;
 
 use crate::batch::Staging;
-use crate::command::{Msg, Op, Reply};
+use crate::command::{Msg, Op};
 use crate::config::Durability;
 use crate::db::Groups;
 use crate::error::{Error, Result};
 use crate::shared::Shared;
+use crate::syncer::{Job, Outcome, Syncer};
 
 /// Limits on one batch.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +136,8 @@ pub struct Writer {
     write_options: WriteOptions,
     /// Buffered writes not yet fsynced (only under `Durability::Buffered`).
     unsynced: bool,
+    /// The fsync thread of pipelined commits, once one was needed.
+    syncer: Option<Syncer>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -153,7 +156,7 @@ impl Writer {
         };
         let mut write_options = WriteOptions::default();
         write_options.set_sync(config.durability == Durability::Sync);
-        Writer { rx, shared, groups, limits, write_options, unsynced: false }
+        Writer { rx, shared, groups, limits, write_options, unsynced: false, syncer: None }
     }
 
     /// Runs the writer on a dedicated OS thread named `rocklog-writer` and completes when
@@ -164,6 +167,9 @@ impl Writer {
     /// Fails with [`Error::Closed`] if the writer thread could not be started or panicked.
     pub async fn run(self) -> Result<()> {
         let (done_tx, done_rx) = oneshot::channel();
+        // Running before the thread is scheduled (see `LogStore::start`). If the spawn
+        // fails, dropping the closure drops the writer, which marks it stopped.
+        self.shared.set_running();
         std::thread::Builder::new()
             .name("rocklog-writer".into())
             .spawn(move || {
@@ -196,6 +202,9 @@ impl Writer {
             if shutdown {
                 break;
             }
+        }
+        if let Some(mut syncer) = self.syncer.take() {
+            syncer.stop();
         }
         self.sync_on_stop();
         Ok(())
@@ -230,12 +239,12 @@ impl Writer {
         };
 
         let poisoned = shared.check_poison().err().map(|e| e.to_string());
-        let mut outcomes: Vec<(Reply, Result<()>, Option<Instant>)> = Vec::with_capacity(msgs.len());
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(msgs.len());
         let (mut entries, mut bytes, mut truncates, mut purges, mut flush) = (0u64, 0u64, 0u64, 0u64, false);
         let commands = msgs.len() as u64;
         for msg in msgs {
             match msg {
-                Msg::Write { group, op, reply, enqueued } => {
+                Msg::Write { group, op, reply, visible, enqueued } => {
                     let result = match &poisoned {
                         Some(reason) => Err(Error::Poisoned(reason.clone())),
                         None => staging.stage(group, &op),
@@ -258,12 +267,12 @@ impl Writer {
                         }
                         Err(_) => {}
                     }
-                    outcomes.push((reply, result, Some(enqueued)));
+                    outcomes.push(Outcome { reply, visible, result, enqueued: Some(enqueued) });
                 }
                 Msg::Flush { reply } => {
                     flush = true;
                     let result = poisoned.clone().map_or(Ok(()), |r| Err(Error::Poisoned(r)));
-                    outcomes.push((reply, result, None));
+                    outcomes.push(Outcome { reply, visible: None, result, enqueued: None });
                 }
                 Msg::Shutdown => {}
             }
@@ -273,10 +282,53 @@ impl Writer {
         let started = Instant::now();
         let mut written = Ok(());
         let wrote = !batch.is_empty();
+        let sync_mode = shared.config.durability == Durability::Sync;
+        // Pipelined (see `syncer`): a batch with an append_then caller, or any batch while
+        // earlier pipelined ones still wait for their fsync.
+        let pipelined = sync_mode
+            && (self.syncer.as_ref().is_some_and(Syncer::busy)
+                || (wrote && outcomes.iter().any(|o| o.visible.is_some() && o.result.is_ok())));
         if wrote {
-            written = self.write(&db, batch);
+            written = if pipelined { self.write_unsynced(&db, batch) } else { self.write(&db, batch) };
         }
-        let mut synced = wrote && shared.config.durability == Durability::Sync;
+        if pipelined && written.is_ok() {
+            drop(db);
+            if wrote {
+                self.publish(&changes);
+                self.record_commit(commands, entries, bytes, truncates, purges);
+            }
+            for o in outcomes.iter_mut() {
+                o.tell_visible();
+            }
+            shared.counters.commands.fetch_add(commands, relaxed());
+            let job = Job { outcomes, written_at: wrote.then_some(started) };
+            let job = match self.syncer() {
+                Some(syncer) => match syncer.submit(job) {
+                    Ok(()) => return,
+                    Err(job) => job,
+                },
+                None => job,
+            };
+            // No syncer thread: fsync here.
+            let synced = shared.db().and_then(|db| db.flush_wal(true).map_err(Error::from));
+            let now = Instant::now();
+            let reason = synced.err().map(|e| format!("WAL fsync failed: {e}"));
+            if let Some(r) = &reason {
+                metrics.write_errors.increment(1);
+                shared.poison(r.clone());
+            } else {
+                shared.counters.syncs.fetch_add(1, relaxed());
+                metrics.syncs.increment(1);
+            }
+            for mut o in job.outcomes {
+                if let (Some(r), Ok(())) = (&reason, &o.result) {
+                    o.result = Err(Error::WriteFailed(r.clone()));
+                }
+                o.finish(metrics, now);
+            }
+            return;
+        }
+        let mut synced = wrote && sync_mode;
         if written.is_ok() && flush && self.unsynced {
             written = db.flush_wal(true).map_err(|e| e.to_string());
             shared.counters.syncs.fetch_add(1, relaxed());
@@ -288,13 +340,7 @@ impl Writer {
 
         match written {
             Ok(()) => {
-                for (id, state) in &changes {
-                    match state {
-                        Some(s) => self.groups.insert(*id, *s),
-                        None => self.groups.remove(id),
-                    };
-                }
-                shared.publish(&changes);
+                self.publish(&changes);
                 if wrote || synced {
                     metrics.commit_duration.record(elapsed);
                 }
@@ -302,39 +348,77 @@ impl Writer {
                     metrics.syncs.increment(1);
                 }
                 if wrote {
-                    metrics.commits.increment(1);
-                    metrics.batch_commands.record(commands as f64);
-                    metrics.batch_entries.record(entries as f64);
-                    metrics.batch_bytes.record(bytes as f64);
-                    metrics.appended_entries.increment(entries);
-                    metrics.appended_bytes.increment(bytes);
-                    metrics.truncates.increment(truncates);
-                    metrics.purges.increment(purges);
-                    let c = &shared.counters;
-                    c.commits.fetch_add(1, relaxed());
-                    c.appended_entries.fetch_add(entries, relaxed());
-                    c.appended_bytes.fetch_add(bytes, relaxed());
+                    self.record_commit(commands, entries, bytes, truncates, purges);
                 }
             }
             Err(reason) => {
                 metrics.write_errors.increment(1);
                 shared.poison(reason.clone());
-                for (_, result, _) in outcomes.iter_mut() {
-                    if result.is_ok() {
-                        *result = Err(Error::WriteFailed(reason.clone()));
+                for o in outcomes.iter_mut() {
+                    if o.result.is_ok() {
+                        o.result = Err(Error::WriteFailed(reason.clone()));
                     }
                 }
             }
         }
         shared.counters.commands.fetch_add(commands, relaxed());
         let now = Instant::now();
-        for (reply, result, enqueued) in outcomes {
-            if let Some(t) = enqueued {
-                metrics.write_latency.record(now.duration_since(t));
-            }
-            // A dropped receiver means the caller went away; the write happened anyway.
-            let _ = reply.send(result);
+        for o in outcomes {
+            o.finish(metrics, now);
         }
+    }
+
+    /// The syncer thread, started on first use; `None` if the OS cannot start a thread.
+    fn syncer(&mut self) -> Option<&Syncer> {
+        if self.syncer.is_none() {
+            match Syncer::start(Arc::clone(&self.shared)) {
+                Ok(s) => self.syncer = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the rocklog syncer thread; syncing inline")
+                }
+            }
+        }
+        self.syncer.as_ref()
+    }
+
+    /// Counts a written batch in the metrics and stats.
+    fn record_commit(&self, commands: u64, entries: u64, bytes: u64, truncates: u64, purges: u64) {
+        let metrics = &self.shared.metrics;
+        metrics.commits.increment(1);
+        metrics.batch_commands.record(commands as f64);
+        metrics.batch_entries.record(entries as f64);
+        metrics.batch_bytes.record(bytes as f64);
+        metrics.appended_entries.increment(entries);
+        metrics.appended_bytes.increment(bytes);
+        metrics.truncates.increment(truncates);
+        metrics.purges.increment(purges);
+        let c = &self.shared.counters;
+        c.commits.fetch_add(1, relaxed());
+        c.appended_entries.fetch_add(entries, relaxed());
+        c.appended_bytes.fetch_add(bytes, relaxed());
+    }
+
+    /// Applies a committed batch's group changes to the writer's view and publishes them
+    /// to readers.
+    fn publish(&mut self, changes: &[(u64, Option<crate::state::GroupState>)]) {
+        for (id, state) in changes {
+            match state {
+                Some(s) => self.groups.insert(*id, *s),
+                None => self.groups.remove(id),
+            };
+        }
+        self.shared.publish(changes);
+    }
+
+    /// Writes one batch to the WAL and memtable without an fsync; the caller syncs.
+    fn write_unsynced(&mut self, db: &rocksdb::DB, batch: rocksdb::WriteBatch) -> Result<(), String> {
+        #[cfg(debug_assertions)]
+        if self.shared.faults.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err("injected write failure".into());
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(false);
+        db.write_opt(batch, &options).map_err(|e| e.to_string())
     }
 
     /// Writes one batch with the configured durability.
@@ -357,6 +441,10 @@ impl Drop for Writer {
     /// Whether the writer stopped cleanly, panicked, or never ran: fail whatever is still
     /// queued, close the database (releasing its lock) and wake every waiter.
     fn drop(&mut self) {
+        // The syncer answers what it holds before the database closes under it.
+        if let Some(mut syncer) = self.syncer.take() {
+            syncer.stop();
+        }
         while let Ok(msg) = self.rx.try_recv() {
             drop(msg);
         }
@@ -373,9 +461,12 @@ fn relaxed() -> std::sync::atomic::Ordering {
 fn reply_all(msgs: Vec<Msg>, result: impl Fn() -> Result<()>) {
     for msg in msgs {
         match msg {
-            Msg::Write { reply, .. } | Msg::Flush { reply } => {
-                let _ = reply.send(result());
+            // A pipelined caller hears the failure on its visible reply; its callback,
+            // not armed yet, is dropped uncalled.
+            Msg::Write { visible: Some(visible), .. } => {
+                let _ = visible.send(result());
             }
+            Msg::Write { reply, .. } | Msg::Flush { reply } => reply.send(result()),
             Msg::Shutdown => {}
         }
     }
@@ -386,14 +477,20 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::command::EncodedEntry;
+    use crate::command::{EncodedEntry, Reply};
     use crate::records::Entry;
     use crate::{Config, LogStore};
 
     fn append(group: u64, n: usize) -> Msg {
         let entries = (1..=n as u64).map(|i| EncodedEntry::new(&Entry::new(i, 1, vec![0u8; 10]))).collect();
         let (reply, _) = oneshot::channel();
-        Msg::Write { group, op: Op::Append(entries), reply, enqueued: Instant::now() }
+        Msg::Write {
+            group,
+            op: Op::Append(entries),
+            reply: Reply::Channel(reply),
+            visible: None,
+            enqueued: Instant::now(),
+        }
     }
 
     const NO_LIMITS: Limits = Limits { max_entries: u64::MAX, max_bytes: u64::MAX, linger: Duration::ZERO };

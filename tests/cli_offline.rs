@@ -85,7 +85,8 @@ async fn inspect_shows_every_group_with_its_bounds_and_hard_state() {
     let out = rocklog(&["inspect"], dir.path());
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains("rocklog format 1, 3 groups"), "{text}");
+    let header = format!("rocklog format {}, 3 groups", rocklog::FORMAT_VERSION);
+    assert!(text.contains(&header), "{text}");
     assert_eq!(row(&text, "1")[..9], ["1", "6", "20", "20@2", "5@1", "2", "3", "12", "15"], "{text}");
     assert_eq!(row(&text, "2")[..9], ["2", "1", "4", "4@1", "-", "-", "-", "-", "4"], "{text}");
     assert_eq!(row(&text, "3")[..9], ["3", "-", "-", "-", "-", "-", "-", "-", "0"], "{text}");
@@ -98,7 +99,7 @@ async fn inspect_json_has_the_documented_fields() {
     let out = rocklog(&["inspect", "--json"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], rocklog::FORMAT_VERSION);
     assert!(doc["unflushed_writes"].as_u64().unwrap() > 0, "the small history is still in the WAL");
     let groups = doc["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 3);

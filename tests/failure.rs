@@ -58,6 +58,67 @@ async fn a_panicking_writer_closes_the_engine_and_nobody_hangs() {
     assert_eq!(ids(&store, 1), vec![(1, 1)]);
 }
 
+/// Every kind of call, queued in the channel or blocked on it when the writer panics,
+/// comes back `Closed` in bounded time; so does every later call, reads included once the
+/// dying writer has closed the database; `Writer::run` reports the death; and the
+/// directory reopens with exactly what was acknowledged before.
+#[cfg(debug_assertions)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_panic_closes_every_pending_and_later_call() {
+    use rocklog::{HardState, LogId};
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = open(dir.path());
+        store.group(1).append(&ents(1..6, 1)).await.unwrap();
+        let before = common::snapshot(&store);
+        store.shutdown().await.unwrap();
+        before
+    };
+    // Two slots: two calls wait in the channel, the rest wait to get in.
+    let config = Config { channel_capacity: 2, ..Config::new(dir.path()) };
+    let (store, writer) = LogStore::open(config).unwrap();
+    let mut pending = Vec::new();
+    for i in 0..12u64 {
+        let (g, s) = (store.group(1 + i % 3), store.clone());
+        let mut task = tokio_test::task::spawn(async move {
+            match i % 6 {
+                0 => g.append(&ents(6..7, 1)).await,
+                1 => g.truncate(3).await,
+                2 => g.purge(LogId::new(1, 2)).await,
+                3 => g.save_hard_state(HardState { term: 2, vote: Some(1), commit: 1 }).await,
+                4 => s.flush().await,
+                _ => g.create().await,
+            }
+        });
+        assert!(task.poll().is_pending());
+        pending.push(task);
+    }
+    store.inject_writer_panic();
+    let run = timeout(BOUND, writer.run()).await.expect("the dying writer's run() hung");
+    assert!(matches!(run, Err(Error::Closed)), "{run:?}");
+    for (i, task) in pending.into_iter().enumerate() {
+        let result = timeout(BOUND, task).await.expect("a pending call hung");
+        assert!(matches!(result, Err(Error::Closed)), "call {i}: {result:?}");
+    }
+    let g = store.group(1);
+    for (name, result) in [
+        ("append", timeout(BOUND, g.append(&ents(6..7, 1))).await),
+        ("purge", timeout(BOUND, g.purge(LogId::new(1, 1))).await),
+        ("remove", timeout(BOUND, g.remove()).await),
+        ("flush", timeout(BOUND, store.flush()).await),
+    ] {
+        assert!(matches!(result.expect("no hang"), Err(Error::Closed)), "{name}");
+    }
+    assert!(matches!(g.entries(.., None), Err(Error::Closed)));
+    let (a, b) = (store.clone(), store.clone());
+    let (ra, rb) = tokio::join!(timeout(BOUND, a.shutdown()), timeout(BOUND, b.shutdown()));
+    ra.expect("no hang").unwrap();
+    rb.expect("no hang").unwrap();
+    drop((g, store));
+    let store = open(dir.path());
+    assert_eq!(common::snapshot(&store), before, "nothing of the dead batch reached the disk");
+}
+
 #[tokio::test]
 async fn writes_queued_for_a_writer_that_never_runs_fail_closed() {
     let dir = tempfile::tempdir().unwrap();

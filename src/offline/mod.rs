@@ -231,6 +231,8 @@ impl OfflineLog {
                                 report.findings.push(undecodable(group, MetaTag::HardState, e));
                             }
                         }
+                        // Opaque to rocklog: nothing to check.
+                        Some(MetaTag::Metadata) => {}
                         Some(MetaTag::Purged) => match LogId::decode(value) {
                             Ok(id) => {
                                 scan.purged.insert(group, id);
