@@ -21,7 +21,11 @@ fn bench_json_has_every_field_for_every_backend() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows: Vec<&serde_json::Value> = json.as_array().unwrap().iter().collect();
     let backends: Vec<&str> = rows.iter().map(|r| r["backend"].as_str().unwrap()).collect();
-    assert_eq!(backends, ["rocklog", "raw", "rocksdb-sync", "seed-style"]);
+    let mut expected = vec!["rocklog", "raw", "rocksdb-sync", "seed-style"];
+    if cfg!(feature = "raft-engine") {
+        expected.push("raft-engine");
+    }
+    assert_eq!(backends, expected);
     for row in &rows {
         for field in [
             "entries_per_sec",

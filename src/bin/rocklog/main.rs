@@ -1,7 +1,12 @@
 //! `rocklog`: benchmark the engine against the baselines a user would otherwise pick, and
 //! inspect, dump or check a data directory offline.
 
+#![forbid(unsafe_code)]
+
 mod bench;
+mod crash_child;
+#[cfg(feature = "d-engine")]
+mod import;
 mod offline;
 
 use std::process::ExitCode;
@@ -27,6 +32,14 @@ enum Command {
     Dump(offline::DumpArgs),
     /// Read every record and report holes, decode errors and inconsistencies.
     Check(offline::CheckArgs),
+    /// Copy a d-engine 0.2.3 RocksDB log (column families `logs` and `meta`) and its hard
+    /// state into a new rocklog directory, then verify the copy.
+    #[cfg(feature = "d-engine")]
+    #[command(name = "import-d-engine")]
+    ImportDEngine(import::ImportArgs),
+    /// Test workload for tests/crash_loop.rs: prints every write as sent and as acknowledged.
+    #[command(hide = true)]
+    CrashChild(crash_child::CrashChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +49,9 @@ fn main() -> ExitCode {
         Command::Inspect(args) => offline::inspect(args),
         Command::Dump(args) => offline::dump(args),
         Command::Check(args) => offline::check(args),
+        #[cfg(feature = "d-engine")]
+        Command::ImportDEngine(args) => import::run(args),
+        Command::CrashChild(args) => crash_child::run(args),
     };
     match result {
         Ok(code) => code,

@@ -176,6 +176,11 @@ fn group_json(g: &GroupInfo) -> Value {
 /// `rocklog dump`: the entries of one group, one per line. A corrupt record or a hole is
 /// printed in place (and makes the exit status 1); the dump carries on after it.
 pub fn dump(args: DumpArgs) -> CliResult {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        return Err(format!("--from {from} is after --to {to}").into());
+    }
     let log = OfflineLog::open(&args.dir)?;
     let from = args.from.unwrap_or(0);
     let entries = match args.to {

@@ -25,6 +25,9 @@ pub enum Kind {
     /// Bare RocksDB the seed engine's way: manual WAL flush, write with sync = false,
     /// then flush_wal(true) per append.
     SeedStyle,
+    /// tikv's raft-engine 0.4, `write(batch, sync = true)` per append (built with the
+    /// `raft-engine` feature).
+    RaftEngine,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Raw => "raw",
             Kind::RocksdbSync => "rocksdb-sync",
             Kind::SeedStyle => "seed-style",
+            Kind::RaftEngine => "raft-engine",
         }
     }
 }
@@ -43,8 +47,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// An open store.
 pub enum Backend {
     Rocklog(LogStore),
-    Raw { file: Arc<Mutex<File>>, syncs: Arc<AtomicU64> },
-    Rocks { db: Arc<rocksdb::DB>, opts: rocksdb::Options, seed: bool },
+    Raw {
+        file: Arc<Mutex<File>>,
+        syncs: Arc<AtomicU64>,
+    },
+    Rocks {
+        db: Arc<rocksdb::DB>,
+        opts: rocksdb::Options,
+        seed: bool,
+    },
+    #[cfg(feature = "raft-engine")]
+    RaftEngine(super::raft_engine::RaftEngine),
 }
 
 fn key(group: u64, index: u64) -> [u8; 16] {
@@ -79,6 +92,16 @@ impl Backend {
                 opts.set_max_background_jobs(2);
                 let db = rocksdb::DB::open(&opts, dir.join("rocksdb"))?;
                 Backend::Rocks { db: Arc::new(db), opts, seed }
+            }
+            #[cfg(feature = "raft-engine")]
+            Kind::RaftEngine => {
+                Backend::RaftEngine(super::raft_engine::RaftEngine::open(&dir.join("raft-engine"))?)
+            }
+            #[cfg(not(feature = "raft-engine"))]
+            Kind::RaftEngine => {
+                return Err("this rocklog was built without the raft-engine baseline; \
+                            rebuild with `--features raft-engine`"
+                    .into());
             }
         })
     }
@@ -119,6 +142,8 @@ impl Backend {
                 })
                 .await?
             }
+            #[cfg(feature = "raft-engine")]
+            Backend::RaftEngine(engine) => engine.append(group, entries).await,
         }
     }
 
@@ -145,6 +170,11 @@ impl Backend {
                     Ok(true)
                 })
                 .await?
+            }
+            #[cfg(feature = "raft-engine")]
+            Backend::RaftEngine(engine) => {
+                engine.purge(group, upto).await?;
+                Ok(true)
             }
         }
     }
@@ -174,6 +204,8 @@ impl Backend {
                 it.status()?;
                 Ok(Some(count))
             }
+            #[cfg(feature = "raft-engine")]
+            Backend::RaftEngine(engine) => Ok(Some(engine.read(group, lo, n)?)),
         }
     }
 
@@ -183,6 +215,8 @@ impl Backend {
             Backend::Rocklog(store) => store.stats().syncs,
             Backend::Raw { syncs, .. } => syncs.load(Ordering::Relaxed),
             Backend::Rocks { opts, .. } => opts.get_ticker_count(Ticker::WalFileSynced),
+            #[cfg(feature = "raft-engine")]
+            Backend::RaftEngine(_) => super::raft_engine::RaftEngine::syncs(),
         }
     }
 

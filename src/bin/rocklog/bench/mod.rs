@@ -5,6 +5,8 @@
 
 mod backend;
 mod driver;
+#[cfg(feature = "raft-engine")]
+mod raft_engine;
 mod report;
 mod sys;
 
@@ -47,29 +49,29 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     preset: Vec<Preset>,
     /// Concurrent proposer tasks.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     proposers: Option<u64>,
     /// Raft groups (at least one per proposer).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     groups: Option<u64>,
     /// Payload bytes per entry.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     entry_bytes: Option<usize>,
     /// Entries per append call.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     entries_per_append: Option<u64>,
     /// How long each run lasts, e.g. 5s, 10m.
-    #[arg(long, value_parser = rocklog::units::parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     duration: Option<Duration>,
     /// W5/soak: entries each group keeps when purged (the spec's 10000 needs runs long
     /// enough for the baselines to reach it; a purge costs the same whatever it keeps).
     #[arg(long)]
     purge_keep: Option<u64>,
     /// W5/soak: how often every group is purged, e.g. 1s.
-    #[arg(long, value_parser = rocklog::units::parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     purge_every: Option<Duration>,
     /// Stop each run after this many appends instead of after --duration.
-    #[arg(long, conflicts_with = "duration")]
+    #[arg(long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     appends: Option<u64>,
     /// rocklog's durability (the baselines always sync).
     #[arg(long, value_parser = parse_durability)]
@@ -92,7 +94,8 @@ pub struct BenchArgs {
     /// Serve Prometheus metrics at this address while running, e.g. 127.0.0.1:9184.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Run the baselines too: raw, rocksdb-sync, seed-style.
+    /// Run the baselines too: raw, rocksdb-sync, seed-style, and raft-engine when built
+    /// with the `raft-engine` feature.
     #[arg(long)]
     compare: bool,
     /// Exactly which backends to run (overrides --compare).
@@ -107,6 +110,14 @@ pub struct BenchArgs {
     /// Show the progress bar even with --json.
     #[arg(long)]
     progress: bool,
+}
+
+/// A duration above zero: a zero-length run or purge interval measures nothing.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match rocklog::units::parse_duration(s)? {
+        Duration::ZERO => Err("must be above zero".into()),
+        d => Ok(d),
+    }
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -216,7 +227,11 @@ impl BenchArgs {
         if !self.backends.is_empty() {
             self.backends.clone()
         } else if self.compare {
-            vec![Kind::Rocklog, Kind::Raw, Kind::RocksdbSync, Kind::SeedStyle]
+            let mut all = vec![Kind::Rocklog, Kind::Raw, Kind::RocksdbSync, Kind::SeedStyle];
+            if cfg!(feature = "raft-engine") {
+                all.push(Kind::RaftEngine);
+            }
+            all
         } else {
             vec![Kind::Rocklog]
         }
@@ -232,8 +247,19 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, BoxError> {
     let config = args.config()?;
     let workloads = args.workloads();
     let backends = args.backends();
+    if !cfg!(feature = "raft-engine") && backends.contains(&Kind::RaftEngine) {
+        return Err("the raft-engine baseline is not built in; rebuild with `--features raft-engine`".into());
+    }
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());
+    }
+    // Refused here, before any run directory exists, rather than by the driver.
+    if let Some(w) = workloads.iter().find(|w| w.groups < w.proposers) {
+        let (name, groups, proposers) = (&w.name, w.groups, w.proposers);
+        return Err(format!(
+            "{name}: {groups} groups for {proposers} proposers: each proposer needs its own group"
+        )
+        .into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(addr) = args.metrics_addr {
@@ -245,6 +271,9 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, BoxError> {
     }
     let tmp;
     let root = match &args.dir {
+        Some(dir) if dir.exists() && !dir.is_dir() => {
+            return Err(format!("--dir {} is not a directory", dir.display()).into());
+        }
         Some(dir) => dir.clone(),
         None => {
             tmp = tempfile::Builder::new().prefix("rocklog-bench-").tempdir()?;
