@@ -68,6 +68,8 @@ pub mod metrics;
 pub mod offline;
 #[cfg(feature = "openraft")]
 pub mod openraft;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 mod records;
 mod shared;
 mod state;
