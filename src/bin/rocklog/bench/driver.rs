@@ -112,10 +112,10 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         Stop::Duration(_) => None,
     };
 
-    let payload: Arc<[u8]> = (0..w.entry_bytes).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
+    let payload = payload_pool(w.entry_bytes);
     let mut proposers = Vec::new();
     for p in 0..w.proposers {
-        let (shared, payload, w) = (Arc::clone(&shared), Arc::clone(&payload), w.clone());
+        let (shared, payload, w) = (Arc::clone(&shared), payload.clone(), w.clone());
         proposers
             .push(tokio::spawn(async move { propose(shared, p, &w, payload, per_proposer_appends).await }));
     }
@@ -198,11 +198,36 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
 
 type ProposerResult = Result<(Histogram<u64>, Histogram<u64>, u64), BoxError>;
 
+/// Bytes the payloads are cut from: pseudo-random, so neither a backend that compresses
+/// its writes (raft-engine lz4-compresses batches over 8 KiB) nor RocksDB's SST
+/// compression sees repeated content that real entries would not have.
+const POOL_BYTES: usize = 16 << 20;
+
+fn payload_pool(entry_bytes: usize) -> bytes::Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut pool = Vec::with_capacity(POOL_BYTES + entry_bytes + 8);
+    while pool.len() < POOL_BYTES + entry_bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        pool.extend_from_slice(&x.to_le_bytes());
+    }
+    pool.into()
+}
+
+/// Entry `index` of `group`'s payload: a slice of the pool at an offset that differs
+/// from entry to entry, so no two entries of a batch repeat each other.
+fn payload_of(pool: &bytes::Bytes, group: u64, index: u64, len: usize) -> bytes::Bytes {
+    let mix = group.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let offset = usize::try_from(mix % POOL_BYTES as u64).unwrap_or(0);
+    pool.slice(offset..offset + len)
+}
+
 async fn propose(
     shared: Arc<Shared>,
     p: u64,
     w: &Workload,
-    payload: Arc<[u8]>,
+    payload: bytes::Bytes,
     limit: Option<u64>,
 ) -> ProposerResult {
     let mut latency = histogram()?;
@@ -215,7 +240,9 @@ async fn propose(
         }
         let first = shared.last[*g as usize].load(Ordering::Relaxed) + 1;
         let entries: Vec<Entry> = (first..first + w.entries_per_append)
-            .map(|i| Entry::new(i, 1, bytes::Bytes::copy_from_slice(&payload)))
+            .map(|i| {
+                Entry::new(i, 1, bytes::Bytes::copy_from_slice(&payload_of(&payload, *g, i, w.entry_bytes)))
+            })
             .collect();
         let purging = shared.purging.load(Ordering::Relaxed);
         let started = Instant::now();
