@@ -15,7 +15,7 @@ use crate::store::LogStore;
 
 /// How often a read retries when the log changed under it (a truncate or purge committed
 /// between reading the group's bounds and reading its entries).
-const READ_RETRIES: usize = 3;
+const READ_RETRIES: usize = 8;
 
 /// One group's log and hard state. Cheap to clone; obtained from [`LogStore::group`].
 ///
@@ -234,6 +234,7 @@ impl Group {
         };
         let mut result = Ok(None);
         for _ in 0..READ_RETRIES {
+            let epoch = shared.write_epoch();
             let state = self.log_state()?;
             if !state.contains(index) {
                 result = Ok(None);
@@ -247,7 +248,7 @@ impl Group {
                 }
                 None => result = Err(missing(self.id, index)),
             }
-            if self.log_state()? == state {
+            if self.settled(epoch, &state)? {
                 break;
             }
         }
@@ -285,15 +286,30 @@ impl Group {
         let mut result = Ok(Vec::new());
         if let Some(lo) = lo {
             for _ in 0..READ_RETRIES {
+                let epoch = self.store.shared().write_epoch();
                 let state = self.log_state()?;
                 result = self.read_range(&state, lo, hi, max_bytes, range.start_bound() == Bound::Unbounded);
-                if result.is_ok() || self.log_state()? == state {
+                if result.is_ok() || self.settled(epoch, &state)? {
                     break;
                 }
             }
         }
         self.store.shared().metrics.read(ReadOp::Entries).record(started.elapsed());
         result
+    }
+
+    /// After a read failed: whether the failure is real. It is when no batch was written
+    /// between reading the group's state (at write epoch `epoch`) and now, and the state
+    /// is unchanged. Otherwise a truncate or purge may have reached RocksDB before its new
+    /// bounds were published: wait for the publish so the next attempt sees both.
+    fn settled(&self, epoch: u64, state: &LogState) -> Result<bool> {
+        let shared = self.store.shared();
+        let now = shared.write_epoch();
+        if now == epoch && epoch.is_multiple_of(2) && self.log_state()? == *state {
+            return Ok(true);
+        }
+        shared.wait_for_publish(now);
+        Ok(false)
     }
 
     fn read_range(

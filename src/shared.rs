@@ -40,6 +40,8 @@ pub(crate) struct Counters {
 pub(crate) struct Faults {
     pub fail_next_commit: AtomicBool,
     pub panic_next_batch: AtomicBool,
+    /// Microseconds the writer sleeps between writing a batch and publishing it.
+    pub publish_delay_us: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -62,6 +64,11 @@ pub(crate) struct Shared {
     /// to a command the writer never received.
     pub stopped: tokio::sync::Notify,
     stopped_flag: AtomicBool,
+    /// Odd while the writer has a batch in RocksDB that it has not published yet: a
+    /// reader that finds the data and the published state disagreeing (a purge already
+    /// applied, its new first index not yet published) waits and reads again instead of
+    /// reporting a hole. Even otherwise; every batch moves it on by two.
+    write_epoch: AtomicU64,
     #[cfg(debug_assertions)]
     pub faults: Faults,
 }
@@ -84,6 +91,7 @@ impl Shared {
             phase_changed: Condvar::new(),
             stopped: tokio::sync::Notify::new(),
             stopped_flag: AtomicBool::new(false),
+            write_epoch: AtomicU64::new(0),
             #[cfg(debug_assertions)]
             faults: Faults::default(),
         }
@@ -107,6 +115,30 @@ impl Shared {
 
     pub fn groups(&self) -> RwLockReadGuard<'_, Groups> {
         unpoison(self.groups.read())
+    }
+
+    /// The writer is about to write a batch (the epoch turns odd).
+    pub fn write_started(&self) {
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The batch is published, or failed (the epoch turns even).
+    pub fn write_done(&self) {
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The current write epoch (see [`Shared::write_started`]).
+    pub fn write_epoch(&self) -> u64 {
+        self.write_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Waits (briefly, on a reader's error path only) until the batch in flight at epoch
+    /// `seen` has been published.
+    pub fn wait_for_publish(&self, seen: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        while self.write_epoch() == seen && !seen.is_multiple_of(2) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
     }
 
     pub fn publish(&self, changes: &[(u64, Option<GroupState>)]) {

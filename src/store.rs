@@ -255,6 +255,15 @@ impl LogStore {
         self.shared().faults.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Makes the writer sleep this long between writing each batch to RocksDB and
+    /// publishing its effect (widening a window readers must handle). Debug builds only.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_publish_delay(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared().faults.publish_delay_us.store(us, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Makes the writer panic at its next batch. Debug builds only.
     #[cfg(debug_assertions)]
     #[doc(hidden)]

@@ -289,12 +289,14 @@ impl Writer {
             && (self.syncer.as_ref().is_some_and(Syncer::busy)
                 || (wrote && outcomes.iter().any(|o| o.visible.is_some() && o.result.is_ok())));
         if wrote {
+            shared.write_started();
             written = if pipelined { self.write_unsynced(&db, batch) } else { self.write(&db, batch) };
         }
         if pipelined && written.is_ok() {
             drop(db);
             if wrote {
                 self.publish(&changes);
+                shared.write_done();
                 self.record_commit(commands, entries, bytes, truncates, purges);
             }
             for o in outcomes.iter_mut() {
@@ -361,6 +363,9 @@ impl Writer {
                 }
             }
         }
+        if wrote {
+            shared.write_done();
+        }
         shared.counters.commands.fetch_add(commands, relaxed());
         let now = Instant::now();
         for o in outcomes {
@@ -401,6 +406,13 @@ impl Writer {
     /// Applies a committed batch's group changes to the writer's view and publishes them
     /// to readers.
     fn publish(&mut self, changes: &[(u64, Option<crate::state::GroupState>)]) {
+        #[cfg(debug_assertions)]
+        {
+            let us = self.shared.faults.publish_delay_us.load(std::sync::atomic::Ordering::SeqCst);
+            if us > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(us));
+            }
+        }
         for (id, state) in changes {
             match state {
                 Some(s) => self.groups.insert(*id, *s),
