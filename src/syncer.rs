@@ -132,6 +132,16 @@ fn run(rx: &flume::Receiver<Job>, shared: &Shared, in_flight: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
+        let n = jobs.len();
+        sync_and_finish(shared, jobs);
+        in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Fsyncs the WAL once for `jobs` (unless the engine is poisoned or closed) and answers
+/// their waiters in order: `Ok` after a good fsync, `WriteFailed` otherwise.
+pub(crate) fn sync_and_finish(shared: &Shared, jobs: Vec<Job>) {
+    {
         let synced = match shared.check_poison() {
             Err(e) => Err(e),
             Ok(()) => match shared.db() {
@@ -156,7 +166,6 @@ fn run(rx: &flume::Receiver<Job>, shared: &Shared, in_flight: &AtomicUsize) {
             other => other.to_string(),
         });
         let now = Instant::now();
-        let n = jobs.len();
         for job in jobs {
             if let Some(t) = job.written_at {
                 shared.metrics.commit_duration.record(now.duration_since(t));
@@ -168,6 +177,5 @@ fn run(rx: &flume::Receiver<Job>, shared: &Shared, in_flight: &AtomicUsize) {
                 outcome.finish(&shared.metrics, now);
             }
         }
-        in_flight.fetch_sub(n, Ordering::AcqRel);
     }
 }

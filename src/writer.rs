@@ -290,7 +290,7 @@ impl Writer {
                 || (wrote && outcomes.iter().any(|o| o.visible.is_some() && o.result.is_ok())));
         if wrote {
             shared.write_started();
-            written = if pipelined { self.write_unsynced(&db, batch) } else { self.write(&db, batch) };
+            written = self.write(&db, batch, pipelined);
         }
         if pipelined && written.is_ok() {
             drop(db);
@@ -312,22 +312,7 @@ impl Writer {
                 None => job,
             };
             // No syncer thread: fsync here.
-            let synced = shared.db().and_then(|db| db.flush_wal(true).map_err(Error::from));
-            let now = Instant::now();
-            let reason = synced.err().map(|e| format!("WAL fsync failed: {e}"));
-            if let Some(r) = &reason {
-                metrics.write_errors.increment(1);
-                shared.poison(r.clone());
-            } else {
-                shared.counters.syncs.fetch_add(1, relaxed());
-                metrics.syncs.increment(1);
-            }
-            for mut o in job.outcomes {
-                if let (Some(r), Ok(())) = (&reason, &o.result) {
-                    o.result = Err(Error::WriteFailed(r.clone()));
-                }
-                o.finish(metrics, now);
-            }
+            crate::syncer::sync_and_finish(&shared, vec![job]);
             return;
         }
         let mut synced = wrote && sync_mode;
@@ -422,22 +407,17 @@ impl Writer {
         self.shared.publish(changes);
     }
 
-    /// Writes one batch to the WAL and memtable without an fsync; the caller syncs.
-    fn write_unsynced(&mut self, db: &rocksdb::DB, batch: rocksdb::WriteBatch) -> Result<(), String> {
+    /// Writes one batch with the configured durability, or, for a pipelined batch, to the
+    /// WAL and memtable without an fsync (the syncer syncs).
+    fn write(&mut self, db: &rocksdb::DB, batch: rocksdb::WriteBatch, pipelined: bool) -> Result<(), String> {
         #[cfg(debug_assertions)]
         if self.shared.faults.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err("injected write failure".into());
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(false);
-        db.write_opt(batch, &options).map_err(|e| e.to_string())
-    }
-
-    /// Writes one batch with the configured durability.
-    fn write(&mut self, db: &rocksdb::DB, batch: rocksdb::WriteBatch) -> Result<(), String> {
-        #[cfg(debug_assertions)]
-        if self.shared.faults.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err("injected write failure".into());
+        if pipelined {
+            let mut options = WriteOptions::default();
+            options.set_sync(false);
+            return db.write_opt(batch, &options).map_err(|e| e.to_string());
         }
         db.write_opt(batch, &self.write_options).map_err(|e| e.to_string())?;
         if self.shared.config.durability == Durability::Sync {
