@@ -17,7 +17,7 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Elements(64));
     g.bench_function("64 entries of 256 B", |b| {
-        b.iter(|| batch.iter().map(|e| e.encode_to_vec().len()).sum::<usize>())
+        b.iter(|| batch.iter().map(|e| e.encode_to_vec().len()).sum::<usize>());
     });
     g.finish();
 }
@@ -37,7 +37,7 @@ fn append(c: &mut Criterion) {
                 next += n;
                 let group = group.clone();
                 async move { group.append(&batch).await }
-            })
+            });
         });
     }
     g.finish();
@@ -58,7 +58,7 @@ fn range_read(c: &mut Criterion) {
         b.iter(|| {
             lo = if lo > 9_800 { 1 } else { lo + 100 };
             group.entries(lo..lo + 100, None).map(|v| v.len())
-        })
+        });
     });
     g.finish();
 }

@@ -380,18 +380,25 @@ async fn write(
     Ok((started.elapsed(), latencies))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
+/// The `percent`-th percentile of sorted latencies, by rank.
+fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted.get(last * percent.min(100) / 100).copied().unwrap_or_default()
+}
+
+/// A count as `f64`, for printed rates.
+#[allow(clippy::cast_precision_loss)] // counts here are far below 2^53
+fn float(n: u64) -> f64 {
+    n as f64
 }
 
 fn report_phase(name: &str, n: u64, elapsed: Duration, latencies: &[Duration]) {
     println!(
         "{name}: {n} requests in {:.2} s = {:.0} requests/s (latency p50 {:.2} ms, p99 {:.2} ms)",
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        percentile(latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(latencies, 0.99).as_secs_f64() * 1e3,
+        float(n) / elapsed.as_secs_f64(),
+        percentile(latencies, 50).as_secs_f64() * 1e3,
+        percentile(latencies, 99).as_secs_f64() * 1e3,
     );
 }
 
@@ -411,7 +418,7 @@ fn report_stats(cluster: &Cluster, before: &BTreeMap<Nid, Stats>, leader: Nid) {
         let (commits, syncs, commands, entries) =
             delta(node.store.stats(), before.get(id).copied().unwrap_or_default());
         let role = if *id == leader { "leader" } else { "follower" };
-        let per = |x: u64| if commits == 0 { 0.0 } else { x as f64 / commits as f64 };
+        let per = |x: u64| if commits == 0 { 0.0 } else { float(x) / float(commits) };
         println!(
             "  {id:>4}  {role:<9} {commits:>8} {syncs:>9} {commands:>9} {entries:>9} {:>15.1} {:>16.1}",
             per(entries),

@@ -33,10 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("directory        {}", dir.path().display());
     println!("groups           {GROUPS}, one task each, {APPENDS} synced appends of 256 B");
     println!("entries          {}", stats.appended_entries);
-    println!("elapsed          {:.2?}", elapsed);
-    println!("entries/s        {:.0}", stats.appended_entries as f64 / elapsed.as_secs_f64());
+    println!("elapsed          {elapsed:.2?}");
+    #[allow(clippy::cast_precision_loss)] // printed rates of counts far below 2^53
+    let float = |n: u64| n as f64;
+    println!("entries/s        {:.0}", float(stats.appended_entries) / elapsed.as_secs_f64());
     println!("commits (fsyncs) {}", stats.commits);
-    println!("entries/commit   {:.1}", stats.appended_entries as f64 / stats.commits.max(1) as f64);
+    println!("entries/commit   {:.1}", float(stats.appended_entries) / float(stats.commits.max(1)));
     store.shutdown().await?;
     Ok(())
 }

@@ -219,7 +219,7 @@ impl Error {
         )
     }
 
-    pub(crate) fn corruption(group: u64, what: impl Into<String>, reason: impl ToString) -> Self {
+    pub(crate) fn corruption(group: u64, what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Corruption { group, what: what.into(), reason: reason.to_string() }
     }
 }

@@ -5,9 +5,9 @@
 //! check` use). None of them may panic, whatever the bytes: a damaged record must become
 //! [`Error::Corruption`](crate::Error::Corruption), never a crash of the node reading it.
 
-use crate::codec;
 use crate::error::Result;
 use crate::records::{Entry, HardState, LogId};
+use crate::storage::codec;
 
 /// Decodes an entry record as stored at (`group`, `index`) in the `log` column family,
 /// checking that it names that index.

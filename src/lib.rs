@@ -19,6 +19,28 @@
 //! poisoned: later writes fail with [`Error::Poisoned`] until it is reopened, because after
 //! a failed fsync the kernel may have dropped the dirty pages. Reads keep working.
 //!
+//! ## Layout
+//!
+//! Arrows point one way: adapters → handle → writer → storage.
+//!
+//! - `handle/`: [`LogStore`] (open, start, flush, shutdown, stats) and [`Group`] (writes
+//!   sent to the writer; reads straight from RocksDB, retried under the write epoch);
+//! - `writer/`: the actor ([`Writer`]): drain the channel, then commit one batch as a
+//!   pipeline *stage → write → publish → answer*, with a syncer thread for pipelined
+//!   appends; every write and fsync goes through one place (`writer/wal.rs`);
+//! - `shared/`: what the writer and the handles share, one concern per file: the write
+//!   epoch and its read protocol, poison, the writer's lifecycle, the [`Stats`] counters;
+//! - `storage/`: RocksDB and the on-disk layout: key and record codecs, opening (options,
+//!   creation, format version), recovery;
+//! - [`offline`]: read-only access to a directory for `inspect`, `dump` and `check`;
+//! - `adapters/`: `openraft`, `d_engine`, `raft_rs` (each behind its feature);
+//! - [`config`], [`units`], [`metrics`], and the records ([`Entry`], [`HardState`],
+//!   [`LogId`], [`LogState`]) and [`Error`]: the vocabulary every layer shares.
+//!
+//! Long-form documentation lives beside the crate in `docs/`: operations (configuration,
+//! metrics, the `rocklog` tool), adapters, benchmarks, and reliability (the durability
+//! contract in full and how it is tested).
+//!
 //! ## Example
 //!
 //! ```
@@ -53,37 +75,35 @@
 
 #![forbid(unsafe_code)]
 
-mod batch;
-mod codec;
-mod command;
+#[cfg(any(feature = "openraft", feature = "d-engine", feature = "raft-rs"))]
+mod adapters;
 pub mod config;
-#[cfg(feature = "d-engine")]
-pub mod d_engine;
-mod db;
 mod error;
+#[cfg(feature = "__testing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod group;
+mod handle;
 pub mod metrics;
 pub mod offline;
-#[cfg(feature = "openraft")]
-pub mod openraft;
-#[cfg(feature = "raft-rs")]
-pub mod raft_rs;
 mod records;
 mod shared;
 mod state;
-mod store;
-mod syncer;
+mod storage;
 pub mod units;
 mod writer;
 
-pub use codec::FORMAT_VERSION;
+#[cfg(feature = "d-engine")]
+pub use adapters::d_engine;
+#[cfg(feature = "openraft")]
+pub use adapters::openraft;
+#[cfg(feature = "raft-rs")]
+pub use adapters::raft_rs;
 pub use config::{Compression, Config, Durability};
 pub use error::{Error, Result};
-pub use group::Group;
+pub use handle::{Group, LogStore};
 pub use records::{Entry, HardState, LogId};
+pub use shared::Stats;
 pub use state::LogState;
-pub use store::{LogStore, Stats};
+pub use storage::codec::FORMAT_VERSION;
 pub use units::ByteSize;
 pub use writer::Writer;

@@ -60,8 +60,22 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// Histogram buckets for counts per batch (commands, entries), up to the largest
 /// `max_batch_entries` allowed.
 pub const COUNT_BUCKETS: &[f64] = &[
-    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0,
-    1048576.0,
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+    16.0,
+    32.0,
+    64.0,
+    128.0,
+    256.0,
+    512.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
 ];
 /// Histogram buckets for bytes per batch: 256 B to 1 GiB by powers of 4.
 pub const BYTE_BUCKETS: &[f64] = &[
@@ -70,13 +84,13 @@ pub const BYTE_BUCKETS: &[f64] = &[
     4096.0,
     16384.0,
     65536.0,
-    262144.0,
-    1048576.0,
-    4194304.0,
-    16777216.0,
-    67108864.0,
-    268435456.0,
-    1073741824.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
 ];
 
 /// Read operations, the values of [`READ_DURATION`]'s `op` label.

@@ -135,7 +135,7 @@ pub fn format_duration(d: Duration) -> String {
 
 /// `#[serde(with = "crate::units::duration")]` for human-readable durations.
 pub(crate) mod duration {
-    use super::*;
+    use super::{Deserialize, Deserializer, Duration, Serializer, de, format_duration, parse_duration};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(*d))

@@ -123,7 +123,7 @@ fn bad_config_files_are_refused_with_a_message_naming_the_file_and_field() {
     let missing = dir.path().join("missing.toml");
     match Config::from_toml_file(&missing) {
         Err(Error::Io { path, source }) => {
-            assert_eq!((path, source.kind()), (missing, std::io::ErrorKind::NotFound))
+            assert_eq!((path, source.kind()), (missing, std::io::ErrorKind::NotFound));
         }
         other => panic!("expected Io, got {other:?}"),
     }
@@ -145,7 +145,7 @@ fn bad_config_files_are_refused_with_a_message_naming_the_file_and_field() {
         std::fs::write(&file, text).unwrap();
         match Config::from_toml_file(&file) {
             Err(Error::InvalidConfig(msg)) => {
-                assert!(msg.contains("rocklog.toml") && msg.contains(field), "{text}: {msg}")
+                assert!(msg.contains("rocklog.toml") && msg.contains(field), "{text}: {msg}");
             }
             other => panic!("{text}: expected InvalidConfig, got {other:?}"),
         }

@@ -68,6 +68,7 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<DEntry> {
     range.map(|i| entry(i, term, &format!("cmd {i}@{term}"))).collect()
 }
 
+#[allow(clippy::unnecessary_wraps)] // returns what the `voted_for` field holds
 fn vote(id: u32, term: u64, committed: bool) -> Option<VotedFor> {
     Some(VotedFor { voted_for_id: id, voted_for_term: term, committed })
 }

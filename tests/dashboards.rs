@@ -1,6 +1,6 @@
 //! The files in `dashboards/` match the engine: every Grafana dashboard is in the shareable
 //! form (import and file provisioning both work), every panel query and alert rule parses
-//! as PromQL once Grafana's variables are substituted, and every metric they name is one
+//! as `PromQL` once Grafana's variables are substituted, and every metric they name is one
 //! the engine really exports — taken from a render of a local recorder after exercising
 //! every code path that records something, not from a hand-kept list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
+use rocklog::metrics as m;
 use rocklog::{Config, Entry, HardState, LogId, LogStore};
 use serde_json::Value;
 
@@ -82,14 +83,10 @@ fn render_exercised_engine() -> Exported {
         assert!(g.entry(5).unwrap().is_some());
         assert_eq!(g.entries(4..10, None).unwrap().len(), 6);
         assert_eq!(g.term(5).unwrap(), Some(1));
-        // A failed commit: write errors and the poisoned gauge (fault injection exists in
-        // debug builds only; both metrics are registered at open either way).
-        #[cfg(debug_assertions)]
-        {
-            store.inject_commit_failure();
-            assert!(store.group(1).append(&[Entry::new(21, 1, "fails")]).await.is_err());
-            assert!(store.is_poisoned());
-        }
+        // A failed commit: write errors and the poisoned gauge.
+        store.inject_commit_failure();
+        assert!(store.group(1).append(&[Entry::new(21, 1, "fails")]).await.is_err());
+        assert!(store.is_poisoned());
     });
     drop(store);
     let text = handle.render();
@@ -106,7 +103,6 @@ fn render_exercised_engine() -> Exported {
         }
     }
     // The rendering covers every metric the engine defines, as real histograms.
-    use rocklog::metrics as m;
     for name in [m::COMMITS, m::SYNCS, m::APPENDED_ENTRIES, m::APPENDED_BYTES, m::TRUNCATES, m::PURGES] {
         assert!(exported.contains_key(name), "{name} not rendered:\n{text}");
     }
@@ -303,7 +299,7 @@ fn all_panels(panels: &[Value]) -> Vec<&Value> {
     out
 }
 
-fn fail_on(problems: Vec<String>) {
+fn fail_on(problems: &[String]) {
     assert!(problems.is_empty(), "{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
 }
 
@@ -332,10 +328,10 @@ fn dashboards_are_in_the_shareable_form() {
         match var("DS_PROMETHEUS") {
             Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
             Some(v) => {
-                problems.push(format!("{file}: DS_PROMETHEUS variable is not a prometheus datasource: {v}"))
+                problems.push(format!("{file}: DS_PROMETHEUS variable is not a prometheus datasource: {v}"));
             }
             None => {
-                problems.push(format!("{file}: no DS_PROMETHEUS datasource variable (file provisioning)"))
+                problems.push(format!("{file}: no DS_PROMETHEUS datasource variable (file provisioning)"));
             }
         }
         for name in TARGET_LABELS {
@@ -379,7 +375,7 @@ fn dashboards_are_in_the_shareable_form() {
             }
         }
     }
-    fail_on(problems);
+    fail_on(&problems);
 }
 
 #[test]
@@ -422,7 +418,7 @@ fn dashboard_queries_parse_and_use_only_exported_metrics() {
         }
     }
     assert!(queries > 0, "no panel queries found");
-    fail_on(problems);
+    fail_on(&problems);
 }
 
 /// The `expr:` values of a Prometheus rules file, read with string handling (plain,
@@ -484,7 +480,7 @@ fn alert_rules_parse_and_use_only_exported_metrics() {
         }
         check_query(&format!("alerts.yml:{line}"), &expr, exported, &mut problems);
     }
-    fail_on(problems);
+    fail_on(&problems);
 }
 
 /// The checks themselves catch what they are for, so a passing run means something.
@@ -496,7 +492,7 @@ fn the_checks_catch_bad_queries() {
         }),
         "rate(x{job=~\".*\", instance=~\".*\"}[1m])"
     );
-    assert_eq!(substitute("x[${__rate_interval}] + y[[job]]", "5s", |n| n.to_uppercase()), "x[5s] + yJOB");
+    assert_eq!(substitute("x[${__rate_interval}] + y[[job]]", "5s", str::to_uppercase), "x[5s] + yJOB");
     let exported = exported();
     let bad = [
         ("rate(rocklog_commits_total[$__rate_interval]", "does not parse"),

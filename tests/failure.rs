@@ -6,13 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ents, ids, open};
+use common::{Outcomes, ents, ids, open};
 use rocklog::{Config, Error, LogStore};
 use tokio::time::timeout;
 
 const BOUND: Duration = Duration::from_secs(10);
 
-#[cfg(debug_assertions)]
 #[tokio::test]
 async fn a_failed_commit_fails_its_waiters_and_poisons_writes_but_not_reads() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +23,10 @@ async fn a_failed_commit_fails_its_waiters_and_poisons_writes_but_not_reads() {
     assert!(matches!(g.append(&ents(4..5, 1)).await, Err(Error::WriteFailed(_))));
     assert!(store.is_poisoned());
     assert!(matches!(g.append(&ents(4..5, 1)).await, Err(Error::Poisoned(_))));
-    assert!(matches!(store.group(2).save_hard_state(Default::default()).await, Err(Error::Poisoned(_))));
+    assert!(matches!(
+        store.group(2).save_hard_state(rocklog::HardState::default()).await,
+        Err(Error::Poisoned(_))
+    ));
     assert!(matches!(store.flush().await, Err(Error::Poisoned(_))));
     // Reads still work and show only what was acknowledged.
     assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
@@ -36,7 +38,6 @@ async fn a_failed_commit_fails_its_waiters_and_poisons_writes_but_not_reads() {
     store.group(1).append(&ents(4..5, 1)).await.unwrap();
 }
 
-#[cfg(debug_assertions)]
 #[tokio::test]
 async fn a_panicking_writer_closes_the_engine_and_nobody_hangs() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,7 +63,6 @@ async fn a_panicking_writer_closes_the_engine_and_nobody_hangs() {
 /// comes back `Closed` in bounded time; so does every later call, reads included once the
 /// dying writer has closed the database; `Writer::run` reports the death; and the
 /// directory reopens with exactly what was acknowledged before.
-#[cfg(debug_assertions)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_panic_closes_every_pending_and_later_call() {
     use rocklog::{HardState, LogId};
@@ -174,4 +174,48 @@ async fn concurrent_and_repeated_shutdowns_are_harmless() {
     rb.unwrap().unwrap();
     timeout(BOUND, store.shutdown()).await.expect("no hang").unwrap();
     assert!(matches!(store.group(1).append(&ents(2..3, 1)).await, Err(Error::Closed)));
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_pipelined_append_and_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seen = Outcomes::default();
+    let group = store.group(1);
+    group.append_then(&ents(1..3, 1), seen.callback(1)).await.unwrap();
+    store.inject_commit_failure();
+    let failed = group.append_then(&ents(3..4, 1), seen.callback(2)).await;
+    assert!(matches!(failed, Err(Error::WriteFailed(_))), "{failed:?}");
+    let later = group.append_then(&ents(3..4, 1), seen.callback(3)).await;
+    assert!(matches!(later, Err(Error::Poisoned(_))), "{later:?}");
+    // The append accepted before the failure was reported, the failed ones never.
+    let flushed = store.flush().await;
+    assert!(matches!(flushed, Err(Error::Poisoned(_))), "{flushed:?}");
+    let got = seen.get();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 1);
+    assert_eq!(group.last_index().unwrap(), Some(2), "reads still work");
+}
+
+#[tokio::test]
+async fn a_dead_writer_fails_pipelined_appends_with_closed_and_none_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seen = Outcomes::default();
+    let group = store.group(1);
+    group.append_then(&ents(1..2, 1), seen.callback(1)).await.unwrap();
+    store.inject_writer_panic();
+    for i in 2..5u64 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            group.append_then(&ents(i..i + 1, 1), seen.callback(i)),
+        )
+        .await
+        .expect("a dead writer must not leave a pipelined append hanging");
+        assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    }
+    // Whatever was accepted before the panic was reported one way or the other.
+    let got = seen.get();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 1);
 }

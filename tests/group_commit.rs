@@ -50,6 +50,8 @@ async fn concurrent_appends_share_fsyncs_and_all_land_in_order() {
 }
 
 #[test]
+// Counters render as exact integers, well below 2^53.
+#[allow(clippy::float_cmp, clippy::cast_precision_loss)]
 fn metrics_render_through_a_local_recorder() {
     let recorder = rocklog::metrics::prometheus_builder().unwrap().build_recorder();
     let handle = recorder.handle();

@@ -344,7 +344,7 @@ impl Model {
                         }
                         _ => {}
                     }
-                    let fill = (serial as u8).wrapping_mul(31).wrapping_add(n as u8);
+                    let fill = serial.to_le_bytes()[0].wrapping_mul(31).wrapping_add(n.to_le_bytes()[0]);
                     out.push(Entry::new(i, this_term, vec![fill; usize::from(*len)]));
                     i += 1;
                 }
@@ -360,9 +360,10 @@ impl Model {
                 *g,
                 HardState { term: u64::from(*term), vote: vote.map(u64::from), commit: u64::from(*commit) },
             ),
-            Op::SaveMetadata { g, len } => {
-                Cmd::SaveMetadata(*g, Bytes::from(vec![(serial as u8).wrapping_mul(7); usize::from(*len)]))
-            }
+            Op::SaveMetadata { g, len } => Cmd::SaveMetadata(
+                *g,
+                Bytes::from(vec![serial.to_le_bytes()[0].wrapping_mul(7); usize::from(*len)]),
+            ),
             Op::Reset { g } => Cmd::Reset(*g),
             Op::Remove { g } => Cmd::Remove(*g),
             Op::Create { g } => Cmd::Create(*g),
@@ -639,7 +640,7 @@ impl Harness {
             let metadata = mg.clone().map(|m| m.metadata.clone());
             prop_assert_eq!(engine(grp.metadata()), metadata, "g{} metadata {}", g, ctx());
 
-            let last = state.as_ref().ok().and_then(|s| s.last_index()).unwrap_or(0);
+            let last = state.as_ref().ok().and_then(rocklog::LogState::last_index).unwrap_or(0);
             for i in (0..=last + 3).chain([u64::MAX]) {
                 let entry = mg.clone().map(|m| m.log.get(&i).cloned());
                 prop_assert_eq!(engine(grp.entry(i)), entry, "g{} entry({}) {}", g, i, ctx());
@@ -652,7 +653,7 @@ impl Harness {
                 points.extend(s.first_index);
                 points.extend(s.purged.map(|p| p.index));
                 points.extend(s.purged.map(|p| p.index + 1));
-                points.extend(s.first_index.map(|f| (f + last) / 2));
+                points.extend(s.first_index.map(|f| u64::midpoint(f, last)));
             }
             points.sort_unstable();
             points.dedup();

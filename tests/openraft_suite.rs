@@ -320,7 +320,6 @@ async fn replication_reads_are_bounded_but_never_empty() {
     store.shutdown().await.unwrap();
 }
 
-#[cfg(debug_assertions)]
 #[tokio::test]
 async fn a_failed_commit_fails_the_append_and_its_callback() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,28 +4,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use common::{ents, ids, open};
+use common::{Outcomes, ents, ids, open};
 use rocklog::{Entry, Error};
-
-/// An append's tag and the outcome its callback heard.
-type Seen = (u64, Result<(), String>);
-
-/// Collects the outcomes the writer reports, tagged with the append they belong to.
-#[derive(Clone, Default)]
-struct Outcomes(Arc<Mutex<Vec<Seen>>>);
-
-impl Outcomes {
-    fn callback(&self, tag: u64) -> impl FnOnce(rocklog::Result<()>) + Send + 'static {
-        let seen = Arc::clone(&self.0);
-        move |r| seen.lock().unwrap().push((tag, r.map_err(|e| e.to_string())))
-    }
-    fn get(&self) -> Vec<Seen> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_are_readable_on_return_and_reported_durable_in_order() {
@@ -130,50 +110,4 @@ async fn shutdown_reports_every_pipelined_append_before_it_returns() {
     let after = group.append_then(&[Entry::new(51, 2, "x")], seen.callback(51)).await;
     assert!(matches!(after, Err(Error::Closed)), "{after:?}");
     assert_eq!(seen.get().len(), 50, "a refused append's callback never runs");
-}
-
-#[cfg(debug_assertions)]
-#[tokio::test]
-async fn a_failed_commit_fails_the_pipelined_append_and_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let seen = Outcomes::default();
-    let group = store.group(1);
-    group.append_then(&ents(1..3, 1), seen.callback(1)).await.unwrap();
-    store.inject_commit_failure();
-    let failed = group.append_then(&ents(3..4, 1), seen.callback(2)).await;
-    assert!(matches!(failed, Err(Error::WriteFailed(_))), "{failed:?}");
-    let later = group.append_then(&ents(3..4, 1), seen.callback(3)).await;
-    assert!(matches!(later, Err(Error::Poisoned(_))), "{later:?}");
-    // The append accepted before the failure was reported, the failed ones never.
-    let flushed = store.flush().await;
-    assert!(matches!(flushed, Err(Error::Poisoned(_))), "{flushed:?}");
-    let got = seen.get();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].0, 1);
-    assert_eq!(group.last_index().unwrap(), Some(2), "reads still work");
-}
-
-#[cfg(debug_assertions)]
-#[tokio::test]
-async fn a_dead_writer_fails_pipelined_appends_with_closed_and_none_hangs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let seen = Outcomes::default();
-    let group = store.group(1);
-    group.append_then(&ents(1..2, 1), seen.callback(1)).await.unwrap();
-    store.inject_writer_panic();
-    for i in 2..5u64 {
-        let r = tokio::time::timeout(
-            Duration::from_secs(10),
-            group.append_then(&ents(i..i + 1, 1), seen.callback(i)),
-        )
-        .await
-        .expect("a dead writer must not leave a pipelined append hanging");
-        assert!(matches!(r, Err(Error::Closed)), "{r:?}");
-    }
-    // Whatever was accepted before the panic was reported one way or the other.
-    let got = seen.get();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].0, 1);
 }

@@ -243,15 +243,12 @@ async fn test_storage_append() {
     for (i, (entries, wentries)) in tests.into_iter().enumerate() {
         let (_dir, _store, mut storage) = with_entries(&three()).await;
         let res = storage.append(&entries).await;
-        match wentries {
-            Some(wentries) => {
-                assert_eq!(res, Ok(()), "#{i}");
-                assert_eq!(all(&storage), wentries, "#{i}");
-            }
-            None => {
-                assert_eq!(res, compacted(), "#{i}");
-                assert_eq!(all(&storage), three(), "#{i}: a refused append changes nothing");
-            }
+        if let Some(wentries) = wentries {
+            assert_eq!(res, Ok(()), "#{i}");
+            assert_eq!(all(&storage), wentries, "#{i}");
+        } else {
+            assert_eq!(res, compacted(), "#{i}");
+            assert_eq!(all(&storage), three(), "#{i}: a refused append changes nothing");
         }
     }
 }

@@ -161,7 +161,7 @@ async fn a_newer_format_version_is_refused() {
     }
     match LogStore::open(Config::new(dir.path())) {
         Err(Error::UnsupportedVersion { found: 99, supported }) => {
-            assert_eq!(supported, rocklog::FORMAT_VERSION)
+            assert_eq!(supported, rocklog::FORMAT_VERSION);
         }
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }

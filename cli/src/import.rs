@@ -75,7 +75,7 @@ fn refuse<T>(reason: impl Into<String>) -> Result<T, Box<dyn Error>> {
 }
 
 /// `rocklog import-d-engine SRC DST [--group G]`.
-pub fn run(args: ImportArgs) -> CliResult {
+pub fn run(args: &ImportArgs) -> CliResult {
     let started = Instant::now();
     check_destination(&args.dst)?;
     let config = Config::new(&args.dst);
@@ -87,9 +87,9 @@ pub fn run(args: ImportArgs) -> CliResult {
     write(&source, &summary, config, args.group).map_err(|e| {
         format!("import into {} failed: {e}; the destination is incomplete: delete it", args.dst.display())
     })?;
-    let checked = verify(&source, &summary, &args)
+    let checked = verify(&source, &summary, args)
         .map_err(|e| format!("verification of {} failed: {e}", args.dst.display()))?;
-    print_summary(&args, &summary, &checked, started.elapsed());
+    print_summary(args, &summary, &checked, started.elapsed());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -164,7 +164,7 @@ impl Source {
         let (mut entries, mut payload_bytes) = (0u64, 0u64);
         let (mut first, mut last): (Option<LogId>, Option<LogId>) = (None, None);
         for item in self.entries()? {
-            let (entry, size) = item.map_err(|e| Refused(e.to_string()))?;
+            let (entry, size) = item.map_err(|e| Refused(e.clone()))?;
             let id = LogId::new(entry.term, entry.index);
             if let Some(prev) = last {
                 if Some(id.index) != prev.index.checked_add(1) {
@@ -193,7 +193,7 @@ impl Source {
         let meta = self.db.cf_handle(META_CF).ok_or("column family `meta` vanished")?;
         let hard_state = match self.db.get_cf(&meta, HARD_STATE_KEY)? {
             None => None,
-            Some(bytes) => Some(decode_bincode_hard_state(&bytes).map_err(|e| Refused(e.to_string()))?),
+            Some(bytes) => Some(decode_bincode_hard_state(&bytes).map_err(|e| Refused(e.clone()))?),
         };
         let recorded = match self.db.get_cf(&meta, PURGE_BOUNDARY_KEY)? {
             None => None,
@@ -405,5 +405,5 @@ fn print_summary(args: &ImportArgs, s: &Summary, v: &Verified, took: std::time::
         "  verified    {} entries re-read and equal; rocklog check: clean ({} records)",
         v.entries, v.check_records
     );
-    println!("  took        {:.2?}", took);
+    println!("  took        {took:.2?}");
 }

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod crash_child;
 #[cfg(feature = "d-engine")]
 mod import;
 mod offline;
@@ -37,21 +36,17 @@ enum Command {
     #[cfg(feature = "d-engine")]
     #[command(name = "import-d-engine")]
     ImportDEngine(import::ImportArgs),
-    /// Test workload for tests/crash_loop.rs: prints every write as sent and as acknowledged.
-    #[command(hide = true)]
-    CrashChild(crash_child::CrashChildArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(args) => bench::run(*args),
-        Command::Inspect(args) => offline::inspect(args),
-        Command::Dump(args) => offline::dump(args),
-        Command::Check(args) => offline::check(args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Inspect(args) => offline::inspect(&args),
+        Command::Dump(args) => offline::dump(&args),
+        Command::Check(args) => offline::check(&args),
         #[cfg(feature = "d-engine")]
-        Command::ImportDEngine(args) => import::run(args),
-        Command::CrashChild(args) => crash_child::run(args),
+        Command::ImportDEngine(args) => import::run(&args),
     };
     match result {
         Ok(code) => code,

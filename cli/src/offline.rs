@@ -67,7 +67,7 @@ pub struct CheckArgs {
 }
 
 /// `rocklog inspect`: format version, then every group's bounds, hard state and size.
-pub fn inspect(args: InspectArgs) -> CliResult {
+pub fn inspect(args: &InspectArgs) -> CliResult {
     let log = OfflineLog::open(&args.dir)?;
     let groups = log.groups().map_err(|e| {
         format!(
@@ -175,7 +175,7 @@ fn group_json(g: &GroupInfo) -> Value {
 
 /// `rocklog dump`: the entries of one group, one per line. A corrupt record or a hole is
 /// printed in place (and makes the exit status 1); the dump carries on after it.
-pub fn dump(args: DumpArgs) -> CliResult {
+pub fn dump(args: &DumpArgs) -> CliResult {
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {
@@ -214,7 +214,7 @@ pub fn dump(args: DumpArgs) -> CliResult {
                     writeln!(out, "{:>10}  {:>6}  {:>8}  {p}", e.index, e.term, e.payload.len())?;
                 }
                 Err(e) if args.json => {
-                    writeln!(out, "{}", json!({ "error": e.to_string(), "group": args.group }))?
+                    writeln!(out, "{}", json!({ "error": e.to_string(), "group": args.group }))?;
                 }
                 Err(e) => writeln!(out, "error: {e}")?,
             }
@@ -223,7 +223,7 @@ pub fn dump(args: DumpArgs) -> CliResult {
     };
     let written = body();
     if written.is_ok() && printed == 0 && errors == 0 {
-        explain_empty_dump(&log, &args)?;
+        explain_empty_dump(&log, args)?;
     }
     finish(written, if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -240,7 +240,7 @@ fn explain_empty_dump(log: &OfflineLog, args: &DumpArgs) -> Result<(), Box<dyn E
         Some(g) => {
             match (g.log.first_index, g.log.last_index()) {
                 (Some(first), Some(last)) => {
-                    eprintln!("group {} holds entries {first}..={last}; none in the range", g.id)
+                    eprintln!("group {} holds entries {first}..={last}; none in the range", g.id);
                 }
                 _ => eprintln!("group {} holds no entries", g.id),
             }
@@ -261,15 +261,22 @@ fn preview(payload: &[u8], limit: usize) -> String {
         Err(_) => None,
     };
     let ellipsis = if cut { "…" } else { "" };
-    match text.filter(|s| s.chars().all(|c| !c.is_control())) {
-        Some(s) => format!("{s:?}{ellipsis}"),
-        None => format!("0x{}{ellipsis}", head.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    if let Some(s) = text.filter(|s| s.chars().all(|c| !c.is_control())) {
+        format!("{s:?}{ellipsis}")
+    } else {
+        use std::fmt::Write as _;
+        let mut hex = String::with_capacity(2 + head.len() * 2);
+        hex.push_str("0x");
+        for b in head {
+            let _ = write!(hex, "{b:02x}");
+        }
+        format!("{hex}{ellipsis}")
     }
 }
 
 /// `rocklog check`: reads every record and prints every finding. Exit status 0 when the
 /// directory is clean, 1 when something was found.
-pub fn check(args: CheckArgs) -> CliResult {
+pub fn check(args: &CheckArgs) -> CliResult {
     let log = OfflineLog::open(&args.dir)?;
     let report = log.check()?;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -326,6 +333,7 @@ fn finish(written: io::Result<()>, code: ExitCode) -> CliResult {
 }
 
 /// `1536` → `1.5 KiB`.
+#[allow(clippy::cast_precision_loss)] // one decimal is printed
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;

@@ -6,17 +6,23 @@
 //! when `mount` fails) they print exactly why and skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ents, open};
 use rocklog::{Config, Entry, Error, HardState, LogStore};
 use tokio::time::timeout;
 
 const BOUND: Duration = Duration::from_secs(30);
+
+fn open(dir: &Path) -> LogStore {
+    LogStore::start(Config::new(dir)).expect("open engine")
+}
+
+/// Entries `range` in `term`, each payload naming its index and term.
+fn ents(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
+    range.map(|i| Entry::new(i, term, format!("entry {i} of term {term}"))).collect()
+}
 
 fn run(program: &str, args: &[&str]) -> Result<Output, String> {
     Command::new(program).args(args).output().map_err(|e| format!("cannot run {program}: {e}"))
@@ -396,7 +402,7 @@ fn a_rocksdb_directory_missing_a_column_family_is_refused_untouched() {
         let before = contents(dir.path());
         match LogStore::open(Config::new(dir.path())) {
             Err(Error::NotRocklog { reason, .. }) => {
-                assert!(reason.contains(&format!("column family `{missing}` is missing")), "{reason}")
+                assert!(reason.contains(&format!("column family `{missing}` is missing")), "{reason}");
             }
             other => panic!("missing {missing}: expected NotRocklog, got {other:?}"),
         }

@@ -5,17 +5,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::codec;
-use crate::command::{EncodedEntry, Op};
+use super::LogStore;
 use crate::error::{Error, Result};
 use crate::metrics::ReadOp;
 use crate::records::{Entry, HardState, LogId};
 use crate::state::LogState;
-use crate::store::LogStore;
-
-/// How often a read retries when the log changed under it (a truncate or purge committed
-/// between reading the group's bounds and reading its entries).
-const READ_RETRIES: usize = 8;
+use crate::storage::codec;
+use crate::writer::command::{EncodedEntry, Op};
 
 /// One group's log and hard state. Cheap to clone; obtained from [`LogStore::group`].
 ///
@@ -165,7 +161,7 @@ impl Group {
         }
         let db = self.store.shared().db()?;
         let key = codec::meta_key(self.id, codec::MetaTag::Metadata);
-        Ok(db.get_pinned_cf(crate::db::meta_cf(&db)?, key)?.map(|v| Bytes::copy_from_slice(&v)))
+        Ok(db.get_pinned_cf(crate::storage::meta_cf(&db)?, key)?.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     /// True if the group exists.
@@ -227,32 +223,23 @@ impl Group {
         result
     }
 
+    /// The entry at `index`, read under the epoch protocol (see `shared::epoch`).
     fn read_entry(&self, index: u64) -> Result<Option<Entry>> {
         let shared = self.store.shared();
-        let log_cf_read = |db: &rocksdb::DB| -> Result<Option<Vec<u8>>> {
-            Ok(db.get_pinned_cf(crate::db::log_cf(db)?, codec::log_key(self.id, index))?.map(|v| v.to_vec()))
-        };
-        let mut result = Ok(None);
-        for _ in 0..READ_RETRIES {
-            let epoch = shared.write_epoch();
-            let state = self.log_state()?;
-            if !state.contains(index) {
-                result = Ok(None);
-                break;
-            }
-            let db = shared.db()?;
-            match log_cf_read(&db)? {
-                Some(bytes) => {
-                    result = codec::decode_entry(self.id, index, &bytes).map(Some);
-                    break;
+        shared.epoch.read(
+            || self.log_state(),
+            |state| {
+                if !state.contains(index) {
+                    return Ok(None);
                 }
-                None => result = Err(missing(self.id, index)),
-            }
-            if self.settled(epoch, &state)? {
-                break;
-            }
-        }
-        result
+                let db = shared.db()?;
+                let key = codec::log_key(self.id, index);
+                match db.get_pinned_cf(crate::storage::log_cf(&db)?, key)? {
+                    Some(bytes) => codec::decode_entry(self.id, index, &bytes).map(Some),
+                    None => Err(missing(self.id, index)),
+                }
+            },
+        )
     }
 
     /// The term of the entry at `index`: also answered for the purge boundary itself
@@ -283,33 +270,17 @@ impl Group {
     pub fn entries(&self, range: impl RangeBounds<u64>, max_bytes: Option<u64>) -> Result<Vec<Entry>> {
         let started = Instant::now();
         let (lo, hi) = codec::index_bounds(&range);
-        let mut result = Ok(Vec::new());
-        if let Some(lo) = lo {
-            for _ in 0..READ_RETRIES {
-                let epoch = self.store.shared().write_epoch();
-                let state = self.log_state()?;
-                result = self.read_range(&state, lo, hi, max_bytes, range.start_bound() == Bound::Unbounded);
-                if result.is_ok() || self.settled(epoch, &state)? {
-                    break;
-                }
-            }
-        }
+        let from_first = range.start_bound() == Bound::Unbounded;
+        let result = match lo {
+            None => Ok(Vec::new()),
+            Some(lo) => self
+                .store
+                .shared()
+                .epoch
+                .read(|| self.log_state(), |state| self.read_range(state, lo, hi, max_bytes, from_first)),
+        };
         self.store.shared().metrics.read(ReadOp::Entries).record(started.elapsed());
         result
-    }
-
-    /// After a read failed: whether the failure is real. It is when no batch was written
-    /// between reading the group's state (at write epoch `epoch`) and now, and the state
-    /// is unchanged. Otherwise a truncate or purge may have reached RocksDB before its new
-    /// bounds were published: wait for the publish so the next attempt sees both.
-    fn settled(&self, epoch: u64, state: &LogState) -> Result<bool> {
-        let shared = self.store.shared();
-        let now = shared.write_epoch();
-        if now == epoch && epoch.is_multiple_of(2) && self.log_state()? == *state {
-            return Ok(true);
-        }
-        shared.wait_for_publish(now);
-        Ok(false)
     }
 
     fn read_range(
@@ -340,8 +311,8 @@ impl Group {
         }
         let db = self.store.shared().db()?;
         let mut it = db.raw_iterator_cf_opt(
-            crate::db::log_cf(&db)?,
-            crate::db::range_read_options(self.id, hi.try_into().ok()),
+            crate::storage::log_cf(&db)?,
+            crate::storage::range_read_options(self.id, hi.try_into().ok()),
         );
         it.seek(codec::log_key(self.id, lo));
         let mut out = Vec::with_capacity(usize::try_from(hi - u128::from(lo)).unwrap_or(0).min(1024));

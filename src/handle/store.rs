@@ -6,14 +6,15 @@ use std::time::Instant;
 use flume::Sender;
 use tokio::sync::oneshot;
 
-use crate::command::{Msg, OnDurable, Op, Reply};
+use super::Group;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::group::Group;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::shared::{Shared, Stats};
 use crate::state::LogState;
 use crate::writer::Writer;
+use crate::writer::command::{Msg, Op};
+use crate::writer::reply::{OnDurable, Reply};
 
 /// A handle to one rocklog engine: one data directory holding the logs of many Raft
 /// groups, written by one [`Writer`].
@@ -39,7 +40,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         drop(self.tx.take());
-        self.shared.wait_while_running();
+        self.shared.lifecycle.wait_while_running();
     }
 }
 
@@ -47,24 +48,6 @@ impl std::fmt::Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogStore").field("path", &self.inner.shared.config.path).finish_non_exhaustive()
     }
-}
-
-/// Counters of the engine's work since it opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Group commits written (each one `WriteBatch`).
-    pub commits: u64,
-    /// WAL fsyncs (one per commit under `Sync`, one per effective flush under `Buffered`).
-    pub syncs: u64,
-    /// Commands processed (writes, flushes), refused ones included.
-    pub commands: u64,
-    /// Entries appended.
-    pub appended_entries: u64,
-    /// Encoded entry bytes appended.
-    pub appended_bytes: u64,
-    /// Commands refused as bad input.
-    pub rejected: u64,
 }
 
 impl LogStore {
@@ -85,7 +68,7 @@ impl LogStore {
         let span = tracing::info_span!("rocklog_open", path = %config.path.display());
         let _enter = span.enter();
         let started = Instant::now();
-        let (db, groups) = crate::db::open(&config)?;
+        let (db, groups) = crate::storage::open(&config)?;
         tracing::info!(groups = groups.len(), elapsed = ?started.elapsed(), "rocklog opened");
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let shared = Arc::new(Shared::new(config, db, groups.clone(), Metrics::new()));
@@ -103,7 +86,7 @@ impl LogStore {
         // Running from now on, not from when the thread gets scheduled: a store dropped
         // right away must wait for the writer to close the database (and release its
         // lock), not see a writer "not started" and return while the lock is held.
-        store.shared().set_running();
+        store.shared().lifecycle.set_running();
         std::thread::Builder::new()
             .name("rocklog-writer".into())
             .spawn(move || writer.run_blocking())
@@ -142,16 +125,7 @@ impl LogStore {
 
     /// Counters of the engine's work since it opened.
     pub fn stats(&self) -> Stats {
-        let c = &self.shared().counters;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        Stats {
-            commits: get(&c.commits),
-            syncs: get(&c.syncs),
-            commands: get(&c.commands),
-            appended_entries: get(&c.appended_entries),
-            appended_bytes: get(&c.appended_bytes),
-            rejected: get(&c.rejected),
-        }
+        self.shared().stats.snapshot()
     }
 
     /// True once a write has failed; see [`Error::Poisoned`].
@@ -187,10 +161,10 @@ impl LogStore {
     /// `Result` leaves room for reporting a failed final sync.
     pub async fn shutdown(&self) -> Result<()> {
         let shared = self.shared();
-        let stopped = shared.stopped.notified();
+        let stopped = shared.lifecycle.stopped();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if shared.is_stopped() {
+        if shared.lifecycle.is_stopped() {
             return Ok(());
         }
         if self.send(Msg::Shutdown).await.is_ok() {
@@ -234,10 +208,10 @@ impl LogStore {
 
     /// Waits for a reply, or for the writer to stop without sending one.
     async fn reply(&self, mut rx: oneshot::Receiver<Result<()>>) -> Result<()> {
-        let stopped = self.shared().stopped.notified();
+        let stopped = self.shared().lifecycle.stopped();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if !self.shared().is_stopped() {
+        if !self.shared().lifecycle.is_stopped() {
             tokio::select! {
                 biased;
                 reply = &mut rx => return reply.unwrap_or(Err(Error::Closed)),
@@ -248,24 +222,24 @@ impl LogStore {
         rx.try_recv().unwrap_or(Err(Error::Closed))
     }
 
-    /// Makes the writer's next commit fail as if the disk had failed. Debug builds only.
-    #[cfg(debug_assertions)]
+    /// Makes the writer's next commit fail as if the disk had failed. Only with the hidden `__testing` feature.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn inject_commit_failure(&self) {
         self.shared().faults.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes the writer sleep this long between writing each batch to RocksDB and
-    /// publishing its effect (widening a window readers must handle). Debug builds only.
-    #[cfg(debug_assertions)]
+    /// publishing its effect (widening a window readers must handle). Only with the hidden `__testing` feature.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn inject_publish_delay(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.shared().faults.publish_delay_us.store(us, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Makes the writer panic at its next batch. Debug builds only.
-    #[cfg(debug_assertions)]
+    /// Makes the writer panic at its next batch. Only with the hidden `__testing` feature.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn inject_writer_panic(&self) {
         self.shared().faults.panic_next_batch.store(true, std::sync::atomic::Ordering::SeqCst);

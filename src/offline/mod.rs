@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 
-use crate::codec::{self, FORMAT_KEY, MetaTag};
 use crate::error::{Error, Result};
 use crate::records::{Entry, HardState, LogId};
 use crate::state::LogState;
+use crate::storage::codec::{self, FORMAT_KEY, MetaTag};
 
 mod findings;
 pub use findings::{CheckReport, Finding};
@@ -54,7 +54,7 @@ impl fmt::Debug for OfflineLog {
         f.debug_struct("OfflineLog")
             .field("path", &self.path)
             .field("format_version", &self.format_version)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +97,7 @@ impl OfflineLog {
             // manifest unchanged across the open means the view is whole. A file deleted
             // under the open is the same race, reported by RocksDB.
             let before = manifest_stamp(path);
-            let result = crate::db::open_read_only(path);
+            let result = crate::storage::open_read_only(path);
             let raced = match &result {
                 Ok(_) => before != manifest_stamp(path),
                 Err(Error::Storage(e)) => e.to_string().contains("No such file"),
@@ -133,7 +133,7 @@ impl OfflineLog {
     /// when a metadata record or a group's last entry does not decode (run
     /// [`OfflineLog::check`] to see everything that is wrong), or [`Error::Storage`].
     pub fn groups(&self) -> Result<Vec<GroupInfo>> {
-        let recovered = crate::db::recover(&self.db)?;
+        let recovered = crate::storage::recover(&self.db)?;
         let mut groups: Vec<GroupInfo> = recovered
             .into_iter()
             .map(|(id, s)| GroupInfo {
@@ -148,7 +148,7 @@ impl OfflineLog {
         let bounds: Vec<_> =
             groups.iter().map(|g| (codec::log_key(g.id, 0), codec::log_group_end(g.id))).collect();
         let ranges: Vec<_> = bounds.iter().map(|(lo, hi)| rocksdb::Range::new(lo, hi)).collect();
-        let sizes = self.db.get_approximate_sizes_cf(crate::db::log_cf(&self.db)?, &ranges);
+        let sizes = self.db.get_approximate_sizes_cf(crate::storage::log_cf(&self.db)?, &ranges);
         for (group, size) in groups.iter_mut().zip(sizes) {
             group.approximate_bytes = size;
         }
@@ -163,7 +163,7 @@ impl OfflineLog {
     ///
     /// Fails with [`Error::Storage`].
     pub fn unflushed_writes(&self) -> Result<u64> {
-        let log = crate::db::log_cf(&self.db)?;
+        let log = crate::storage::log_cf(&self.db)?;
         let mut total = 0u64;
         for property in [
             rocksdb::properties::NUM_ENTRIES_ACTIVE_MEM_TABLE,
@@ -183,9 +183,9 @@ impl OfflineLog {
     /// Fails with [`Error::Corruption`] when the `log` column family is missing.
     pub fn entries(&self, group: u64, range: impl RangeBounds<u64>) -> Result<Entries<'_>> {
         let (lo, hi) = codec::index_bounds(&range);
-        let mut ro = crate::db::range_read_options(group, hi);
+        let mut ro = crate::storage::range_read_options(group, hi);
         ro.fill_cache(false);
-        let mut it = self.db.raw_iterator_cf_opt(crate::db::log_cf(&self.db)?, ro);
+        let mut it = self.db.raw_iterator_cf_opt(crate::storage::log_cf(&self.db)?, ro);
         if let Some(lo) = lo {
             it.seek(codec::log_key(group, lo));
         }
@@ -207,7 +207,7 @@ impl OfflineLog {
 
     fn scan_meta(&self, report: &mut CheckReport) -> Result<MetaScan> {
         let mut scan = MetaScan::default();
-        let mut it = self.db.raw_iterator_cf_opt(crate::db::meta_cf(&self.db)?, scan_options());
+        let mut it = self.db.raw_iterator_cf_opt(crate::storage::meta_cf(&self.db)?, scan_options());
         it.seek_to_first();
         while let Some((key, value)) = it.item() {
             report.meta_records += 1;
@@ -260,7 +260,7 @@ impl OfflineLog {
     fn scan_log(&self, meta: &MetaScan, report: &mut CheckReport) -> Result<()> {
         let mut seen = meta.groups.clone();
         let mut current: Option<GroupScan> = None;
-        let mut it = self.db.raw_iterator_cf_opt(crate::db::log_cf(&self.db)?, scan_options());
+        let mut it = self.db.raw_iterator_cf_opt(crate::storage::log_cf(&self.db)?, scan_options());
         it.seek_to_first();
         while let Some((key, value)) = it.item() {
             report.entries += 1;
@@ -303,7 +303,11 @@ fn scan_options() -> ReadOptions {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// What the `meta` scan learnt, for judging the log records.
@@ -472,7 +476,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::codec::{LOG_CF, META_CF, log_key, meta_key};
+    use crate::storage::codec::{LOG_CF, META_CF, log_key, meta_key};
     use crate::{Config, LogStore};
 
     fn ents(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
@@ -570,7 +574,7 @@ mod tests {
         assert_eq!(shown[5], "13@1");
         assert_eq!(shown.len(), 6);
         assert_eq!(log.entries(1, 30..).unwrap().count(), 0);
-        assert_eq!(log.entries(3, ..).unwrap().filter_map(|e| e.ok()).count(), 3);
+        assert_eq!(log.entries(3, ..).unwrap().filter_map(std::result::Result::ok).count(), 3);
     }
 
     #[tokio::test]

@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn log_keys_sort_by_group_then_index() {
         let mut keys = [log_key(2, 0), log_key(1, u64::MAX), log_key(1, 256), log_key(1, 1)];
-        keys.sort();
+        keys.sort_unstable();
         let parsed: Vec<_> = keys.iter().filter_map(|k| parse_log_key(k)).collect();
         assert_eq!(parsed, vec![(1, 1), (1, 256), (1, u64::MAX), (2, 0)]);
     }

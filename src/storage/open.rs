@@ -1,31 +1,16 @@
-//! Opening a data directory: checks, RocksDB options, and recovery of every group's state.
+//! Opening a data directory: what is there (new, half-created, rocklog's, foreign),
+//! RocksDB's options, the creation protocol and the format-version check.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode,
-    Options, ReadOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRecoveryMode, Options,
 };
 
-use crate::codec::{self, FORMAT_KEY, FORMAT_VERSION, LOG_CF, META_CF, MetaTag};
+use super::codec::{self, FORMAT_KEY, FORMAT_VERSION, LOG_CF, META_CF};
+use super::{Groups, log_cf, meta_cf, recover};
 use crate::config::{Compression, Config};
 use crate::error::{Error, Result};
-use crate::records::LogId;
-use crate::state::GroupState;
-
-/// The in-memory state of every group, recovered at open and kept by the writer.
-pub(crate) type Groups = HashMap<u64, GroupState>;
-
-/// The `log` column family of an open database.
-pub(crate) fn log_cf(db: &DB) -> Result<&ColumnFamily> {
-    db.cf_handle(LOG_CF).ok_or_else(|| Error::corruption(0, "column family", "`log` is missing"))
-}
-
-/// The `meta` column family of an open database.
-pub(crate) fn meta_cf(db: &DB) -> Result<&ColumnFamily> {
-    db.cf_handle(META_CF).ok_or_else(|| Error::corruption(0, "column family", "`meta` is missing"))
-}
 
 /// The file that marks a directory whose database is being created. It is written (and
 /// synced) before RocksDB creates anything, and removed once the column families exist and
@@ -239,65 +224,12 @@ fn check_format(db: &DB, path: &Path) -> Result<()> {
     }
 }
 
-/// Rebuilds every group's state from the `meta` records plus two seeks per group in
-/// `log` (first and last entry): O(groups), whatever the number of entries.
-pub(crate) fn recover(db: &DB) -> Result<Groups> {
-    let mut groups = Groups::new();
-    let meta = meta_cf(db)?;
-    let mut it = db.raw_iterator_cf(meta);
-    it.seek_to_first();
-    while let Some((key, value)) = it.item() {
-        if let Some((group, tag)) = codec::parse_meta_key(key) {
-            let state = groups.entry(group).or_default();
-            match tag {
-                Some(MetaTag::Group) | Some(MetaTag::Metadata) => {}
-                Some(MetaTag::HardState) => state.hard_state = Some(codec::decode_hard_state(group, value)?),
-                Some(MetaTag::Purged) => state.log.purged = Some(codec::decode_log_id(group, value)?),
-                None => return Err(Error::corruption(group, "metadata", format!("unknown tag {}", key[8]))),
-            }
-        }
-        it.next();
-    }
-    it.status()?;
-
-    let log = log_cf(db)?;
-    let mut it = db.raw_iterator_cf(log);
-    for (&group, state) in groups.iter_mut() {
-        let purged = state.log.purged;
-        it.seek(codec::log_key(group, purged.map_or(0, |p| p.index.saturating_add(1))));
-        let first = match it.key().and_then(codec::parse_log_key) {
-            Some((g, index)) if g == group => Some(index),
-            _ => None,
-        };
-        it.status()?;
-        state.log.first_index = first;
-        state.log.last_log_id = purged;
-        if first.is_some() {
-            it.seek_for_prev(codec::log_key(group, u64::MAX));
-            if let (Some((g, index)), Some(value)) = (it.key().and_then(codec::parse_log_key), it.value())
-                && g == group
-            {
-                state.log.last_log_id = Some(LogId::new(codec::decode_term(group, index, value)?, index));
-            }
-            it.status()?;
-        }
-    }
-    tracing::debug!(groups = groups.len(), "recovered group states");
-    Ok(groups)
-}
-
-/// Read options for iterating `[lo, hi)` of one group's log.
-pub(crate) fn range_read_options(group: u64, hi: Option<u64>) -> ReadOptions {
-    let mut ro = ReadOptions::default();
-    ro.set_iterate_upper_bound(codec::log_bound(group, hi));
-    ro
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::storage::codec::MetaTag;
 
     /// What an interrupted first open left, and how to leave it.
     type Step = (&'static str, fn(&Path));

@@ -1,78 +1,13 @@
-//! The messages handles send to the writer.
+//! The commands handles send to the writer: [`Msg`] on the channel, [`Op`] the change to
+//! one group.
 
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::reply::Reply;
 use crate::error::Result;
 use crate::records::{Entry, HardState, LogId};
-
-/// Where the writer sends a command's outcome, after the batch holding it is durable.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// A handle awaiting the outcome.
-    Channel(oneshot::Sender<Result<()>>),
-    /// A callback the writer thread calls with the outcome ([`Group::append_then`]).
-    ///
-    /// [`Group::append_then`]: crate::Group::append_then
-    Callback(OnDurable),
-}
-
-impl Reply {
-    /// Delivers the outcome. A dropped receiver means the caller went away; the write
-    /// happened anyway.
-    pub fn send(self, result: Result<()>) {
-        match self {
-            Reply::Channel(tx) => {
-                let _ = tx.send(result);
-            }
-            Reply::Callback(mut cb) => {
-                if let Some(f) = cb.f.take() {
-                    f(result);
-                }
-            }
-        }
-    }
-
-    /// From now on the caller has been told the command is visible, so the callback must
-    /// run whatever happens: dropping it unanswered reports [`Error::Closed`](crate::Error::Closed).
-    pub fn arm(&mut self) {
-        if let Reply::Callback(cb) = self {
-            cb.armed = true;
-        }
-    }
-}
-
-/// The durable-outcome callback of a pipelined append. Until armed (the append was
-/// accepted and is visible) it is dropped silently, because the caller learns the refusal
-/// from the visible reply; once armed, dropping it unanswered (the writer died) calls it
-/// with `Closed`.
-pub(crate) struct OnDurable {
-    f: Option<Box<dyn FnOnce(Result<()>) + Send>>,
-    armed: bool,
-}
-
-impl OnDurable {
-    pub fn new(f: impl FnOnce(Result<()>) + Send + 'static) -> Self {
-        OnDurable { f: Some(Box::new(f)), armed: false }
-    }
-}
-
-impl std::fmt::Debug for OnDurable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnDurable").field("armed", &self.armed).finish_non_exhaustive()
-    }
-}
-
-impl Drop for OnDurable {
-    fn drop(&mut self) {
-        if self.armed
-            && let Some(f) = self.f.take()
-        {
-            f(Err(crate::Error::Closed));
-        }
-    }
-}
 
 /// An entry already encoded by the caller's task, so the single writer thread only copies
 /// bytes into the batch instead of also encoding every proposer's entries.
@@ -90,7 +25,7 @@ impl EncodedEntry {
             index: entry.index,
             term: entry.term,
             payload_len: entry.payload.len() as u64,
-            bytes: crate::codec::encode_entry(entry),
+            bytes: crate::storage::codec::encode_entry(entry),
         }
     }
 }

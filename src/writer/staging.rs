@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use rocksdb::{ColumnFamily, DB, WriteBatch};
 
-use crate::codec::{self, MetaTag};
-use crate::command::{EncodedEntry, Op};
-use crate::db::Groups;
 use crate::error::{Error, Result};
 use crate::records::{HardState, LogId};
 use crate::state::{GroupState, LogState};
+use crate::storage::Groups;
+use crate::storage::codec::{self, MetaTag};
+use crate::writer::command::{EncodedEntry, Op};
 
 /// The terms of the entries this batch appended to a group: always a suffix of the
 /// staged log, so an index at or above `start` has its term here and one below it is
@@ -71,8 +71,8 @@ impl<'a> Staging<'a> {
     pub fn new(db: &'a DB, committed: &'a Groups, max_entry_bytes: u64) -> Result<Self> {
         Ok(Staging {
             db,
-            log: crate::db::log_cf(db)?,
-            meta: crate::db::meta_cf(db)?,
+            log: crate::storage::log_cf(db)?,
+            meta: crate::storage::meta_cf(db)?,
             committed,
             staged: HashMap::new(),
             max_entry_bytes,
@@ -126,15 +126,14 @@ impl<'a> Staging<'a> {
     /// The staged state of `group`, creating the group (its marker record) if missing.
     fn existing_or_create(&mut self, group: u64) -> GroupState {
         let staged = self.staged(group);
-        match staged.state {
-            Some(state) => state,
-            None => {
-                staged.state = Some(GroupState::default());
-                staged.pending = Pending::default();
-                let meta = self.meta;
-                self.batch.put_cf(meta, codec::meta_key(group, MetaTag::Group), []);
-                GroupState::default()
-            }
+        if let Some(state) = staged.state {
+            state
+        } else {
+            staged.state = Some(GroupState::default());
+            staged.pending = Pending::default();
+            let meta = self.meta;
+            self.batch.put_cf(meta, codec::meta_key(group, MetaTag::Group), []);
+            GroupState::default()
         }
     }
 

@@ -19,53 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use tokio::sync::oneshot;
-
-use crate::command::Reply;
-use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use super::reply::Outcome;
+use super::wal::Wal;
+use crate::error::Error;
 use crate::shared::Shared;
-
-/// One command's outcome on its way back to its caller.
-pub(crate) struct Outcome {
-    pub reply: Reply,
-    pub visible: Option<oneshot::Sender<Result<()>>>,
-    pub result: Result<()>,
-    pub enqueued: Option<Instant>,
-}
-
-impl Outcome {
-    /// Tells a pipelined caller its accepted command is visible, and arms its durable
-    /// callback.
-    pub fn tell_visible(&mut self) {
-        if self.result.is_ok()
-            && let Some(v) = self.visible.take()
-        {
-            self.reply.arm();
-            let _ = v.send(Ok(()));
-        }
-    }
-
-    /// Delivers the final outcome. A pipelined caller not told "visible" yet hears it now
-    /// (or hears the error: a refused command's callback is never called).
-    pub fn finish(mut self, metrics: &Metrics, now: Instant) {
-        if let Some(t) = self.enqueued {
-            metrics.write_latency.record(now.duration_since(t));
-        }
-        if self.visible.is_some() {
-            match self.result {
-                Ok(()) => self.tell_visible(),
-                Err(e) => {
-                    if let Some(v) = self.visible.take() {
-                        let _ = v.send(Err(e));
-                    }
-                    return;
-                }
-            }
-        }
-        self.reply.send(self.result);
-    }
-}
 
 /// A written batch whose waiters hear once the WAL holding it is fsynced.
 pub(crate) struct Job {
@@ -141,41 +98,21 @@ fn run(rx: &flume::Receiver<Job>, shared: &Shared, in_flight: &AtomicUsize) {
 /// Fsyncs the WAL once for `jobs` (unless the engine is poisoned or closed) and answers
 /// their waiters in order: `Ok` after a good fsync, `WriteFailed` otherwise.
 pub(crate) fn sync_and_finish(shared: &Shared, jobs: Vec<Job>) {
-    {
-        let synced = match shared.check_poison() {
-            Err(e) => Err(e),
-            Ok(()) => match shared.db() {
-                Ok(db) => match db.flush_wal(true) {
-                    Ok(()) => {
-                        shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
-                        shared.metrics.syncs.increment(1);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let reason = format!("WAL fsync failed: {e}");
-                        shared.metrics.write_errors.increment(1);
-                        shared.poison(reason.clone());
-                        Err(Error::WriteFailed(reason))
-                    }
-                },
-                Err(e) => Err(e),
-            },
-        };
-        let reason = synced.err().map(|e| match e {
-            Error::Poisoned(r) | Error::WriteFailed(r) => r,
-            other => other.to_string(),
-        });
-        let now = Instant::now();
-        for job in jobs {
-            if let Some(t) = job.written_at {
-                shared.metrics.commit_duration.record(now.duration_since(t));
+    let failure = match shared.check_poison() {
+        Err(Error::Poisoned(reason)) => Some(reason),
+        Err(other) => Some(other.to_string()),
+        Ok(()) => Wal::fsync(shared).err(),
+    };
+    let now = Instant::now();
+    for job in jobs {
+        if let Some(t) = job.written_at {
+            shared.metrics.commit_duration.record(now.duration_since(t));
+        }
+        for mut outcome in job.outcomes {
+            if let (Some(reason), Ok(())) = (&failure, &outcome.result) {
+                outcome.result = Err(Error::WriteFailed(reason.clone()));
             }
-            for mut outcome in job.outcomes {
-                if let (Some(r), Ok(())) = (&reason, &outcome.result) {
-                    outcome.result = Err(Error::WriteFailed(r.clone()));
-                }
-                outcome.finish(&shared.metrics, now);
-            }
+            outcome.finish(&shared.metrics, now);
         }
     }
 }

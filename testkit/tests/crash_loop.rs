@@ -1,11 +1,11 @@
-//! Crash loop: `rocklog crash-child` drives appends (multi-entry, random sizes), suffix
+//! Crash loop: `crash-child` (this package's test program) drives appends (multi-entry, random sizes), suffix
 //! overwrites, truncates, purges and hard-state saves over several groups from concurrent
 //! tasks, printing every operation before it is sent and again once acknowledged. The test
 //! SIGKILLs it at a random moment (mid-batch, mid-purge, mid-flush, sometimes mid-open),
 //! rebuilds what the acknowledged lines say each group must hold, and checks the reopened
 //! directory against it exactly: each group equals its acknowledged state, or that state
 //! plus the one operation that was in flight for it (each group has one writer task with
-//! one operation in flight). Then `rocklog check` must find nothing, and the next child
+//! one operation in flight). Then the offline check (`rocklog check`) must find nothing, and the next child
 //! continues on the same directory. Runs under `Durability::Sync` and `Buffered` (whose
 //! acknowledgement means "in the OS", which a process kill cannot undo either).
 //!
@@ -22,7 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use rocklog::offline::OfflineLog;
 use rocklog::{Config, Durability, Entry, HardState, LogId, LogState, LogStore};
+use rocklog_testkit::{payload, splitmix};
 
 const TASKS: u64 = 6;
 const GROUPS: u64 = 12;
@@ -30,31 +32,6 @@ const MAX_KILL_DELAY_MS: u64 = 400;
 /// Every this many iterations of a mode, the child runs `--ops` to the end and shuts down.
 const CLEAN_EVERY: u64 = 10;
 const CLEAN_OPS: u64 = 25;
-
-/// Same as `payload` in `src/bin/rocklog/crash_child.rs` (every entry would differ if not).
-fn payload(seed: u64, index: u64) -> Vec<u8> {
-    let mut s = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let r = splitmix(&mut s);
-    let len = match r % 100 {
-        0 => 16384 + (r >> 8) % 49152,
-        1..=9 => 1024 + (r >> 8) % 7168,
-        _ => (r >> 8) % 512,
-    } as usize;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        bytes.extend_from_slice(&splitmix(&mut s).to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// One operation as the child prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,13 +70,16 @@ impl Op {
 
     fn group(&self) -> u64 {
         match *self {
-            Op::Append { group, .. } | Op::Truncate { group, .. } | Op::Purge { group, .. } => group,
-            Op::Hard { group, .. } => group,
+            Op::Append { group, .. }
+            | Op::Truncate { group, .. }
+            | Op::Purge { group, .. }
+            | Op::Hard { group, .. } => group,
         }
     }
 }
 
 /// `-` is `None`, `t:i` a log id; `None` when malformed.
+#[allow(clippy::option_option)] // the outer `None` is "malformed", the inner one "-"
 fn parse_log_id(s: &str) -> Option<Option<LogId>> {
     if s == "-" {
         return Some(None);
@@ -283,8 +263,8 @@ impl Run {
         rng: &mut u64,
         stats: &mut Stats,
     ) -> Result<(), (String, Output)> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rocklog"));
-        cmd.arg("crash-child").arg("--dir").arg(self.dir()).args(["--seed", &seed.to_string()]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash-child"));
+        cmd.arg("--dir").arg(self.dir()).args(["--seed", &seed.to_string()]);
         cmd.args(["--durability", self.mode, "--tasks", &TASKS.to_string(), "--groups", &GROUPS.to_string()]);
         if clean {
             cmd.args(["--ops", &CLEAN_OPS.to_string()]);
@@ -310,14 +290,12 @@ impl Run {
             let _ = child.0.kill();
         }
         lines.extend(drain(&lines_rx));
-        let status = child.0.wait().unwrap();
+        let exit = child.0.wait().unwrap();
         let out = Output { lines, stderr: stderr.join().unwrap() };
-        let expected_end = if clean { status.success() } else { status.signal() == Some(9) };
+        let expected_end = if clean { exit.success() } else { exit.signal() == Some(9) };
         if outcome.is_ok() && !expected_end {
-            outcome = Err(format!(
-                "child ended with {status}, not by {}",
-                if clean { "itself" } else { "SIGKILL" }
-            ));
+            outcome =
+                Err(format!("child ended with {exit}, not by {}", if clean { "itself" } else { "SIGKILL" }));
         }
         outcome.and_then(|()| self.verify(&out.lines, clean, stats)).map_err(|e| (e, out))
     }
@@ -427,14 +405,15 @@ impl Run {
     }
 }
 
-/// `rocklog check DIR` must exit 0.
+/// The offline check (what `rocklog check DIR` runs) must find nothing.
 fn check(dir: &Path, what: &str) -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_rocklog")).arg("check").arg(dir).output().unwrap();
-    if out.status.success() {
+    let report = OfflineLog::open(dir)
+        .and_then(|log| log.check())
+        .map_err(|e| format!("the offline check cannot read {what}: {e}"))?;
+    if report.is_clean() {
         return Ok(());
     }
-    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Err(format!("`rocklog check` on {what}: {}\n{o}{e}", out.status))
+    Err(format!("the offline check on {what}: {report:?}"))
 }
 
 /// Complete lines of `out` as they arrive; a final line without its newline is dropped.
@@ -485,7 +464,11 @@ fn acknowledged_writes_survive_sigkill_at_any_moment() {
     let kills: u64 =
         std::env::var("ROCKLOG_CRASH_KILLS").map_or(50, |v| v.parse().expect("ROCKLOG_CRASH_KILLS"));
     let seed: u64 = std::env::var("ROCKLOG_CRASH_SEED").map_or_else(
-        |_| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+        |_| {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            u64::try_from(nanos & u128::from(u64::MAX)).unwrap_or_default()
+        },
         |v| v.parse().expect("ROCKLOG_CRASH_SEED"),
     );
     println!("crash loop: seed {seed} (ROCKLOG_CRASH_SEED={seed} replays its choices), {kills} kills");
@@ -550,8 +533,8 @@ fn a_kill_during_the_first_open_leaves_a_directory_the_next_open_completes() {
     for attempt in 0..40u64 {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("db");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rocklog"));
-        cmd.arg("crash-child").arg("--dir").arg(&dir).args(["--seed", &attempt.to_string()]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash-child"));
+        cmd.arg("--dir").arg(&dir).args(["--seed", &attempt.to_string()]);
         let mut child = ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
         // The child has the database created some 10-40 ms after it starts, here.
         std::thread::sleep(Duration::from_micros(attempt * 1500));
@@ -560,7 +543,7 @@ fn a_kill_during_the_first_open_leaves_a_directory_the_next_open_completes() {
         let files: Vec<String> = std::fs::read_dir(&dir)
             .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        // The engine's marker of a creation in progress (src/db.rs).
+        // The engine's marker of a creation in progress (src/storage/open.rs).
         interrupted += u64::from(files.iter().any(|f| f == "ROCKLOG-CREATING"));
         let store = LogStore::start(Config::new(&dir)).unwrap_or_else(|e| {
             panic!("killed after {} µs, leaving {files:?}: reopen failed: {e}", attempt * 1500)

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rocklog::{Config, Entry, LogStore};
 
@@ -31,4 +32,21 @@ pub fn snapshot(store: &LogStore) -> Vec<(u64, rocklog::LogState, Option<rocklog
             (g, group.log_state().unwrap(), group.hard_state().unwrap(), group.entries(.., None).unwrap())
         })
         .collect()
+}
+
+/// An append's tag and the outcome its callback heard.
+pub type Seen = (u64, Result<(), String>);
+
+/// Collects the outcomes the writer reports, tagged with the append they belong to.
+#[derive(Clone, Default)]
+pub struct Outcomes(Arc<Mutex<Vec<Seen>>>);
+
+impl Outcomes {
+    pub fn callback(&self, tag: u64) -> impl FnOnce(rocklog::Result<()>) + Send + 'static {
+        let seen = Arc::clone(&self.0);
+        move |r| seen.lock().unwrap().push((tag, r.map_err(|e| e.to_string())))
+    }
+    pub fn get(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
 }

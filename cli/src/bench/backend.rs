@@ -19,11 +19,11 @@ pub enum Kind {
     Rocklog,
     /// A plain file: write + fdatasync per append, one at a time (the disk's floor).
     Raw,
-    /// Bare RocksDB: one WriteBatch with sync = true per append, from spawn_blocking
+    /// Bare RocksDB: one `WriteBatch` with sync = true per append, from `spawn_blocking`
     /// (RocksDB's own write-group commit applies).
     RocksdbSync,
     /// Bare RocksDB the seed engine's way: manual WAL flush, write with sync = false,
-    /// then flush_wal(true) per append.
+    /// then `flush_wal(true)` per append.
     SeedStyle,
     /// tikv's raft-engine 0.4, `write(batch, sync = true)` per append (built with the
     /// `raft-engine` feature).

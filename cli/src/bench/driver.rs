@@ -88,6 +88,8 @@ struct Shared {
 }
 
 /// Runs `w` against `backend` and measures it. The backend is closed afterwards.
+// One run read top to bottom: checks, tasks, measurement.
+#[allow(clippy::too_many_lines)]
 pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Result<Measured, BoxError> {
     if w.groups < w.proposers {
         return Err(format!(
@@ -124,7 +126,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         let (shared, groups) = (Arc::clone(&shared), w.groups);
         readers.push(tokio::spawn(async move { read_loop(shared, r, groups).await }));
     }
-    let purger = w.purge.map(|spec| {
+    let purge_task = w.purge.map(|spec| {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move { purge_loop(shared, spec).await })
     });
@@ -136,11 +138,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
             while !shared.stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(every).await;
                 let rss = sys::rss();
-                eprintln!(
-                    "soak: {:>6.0}s rss {:.1} MiB",
-                    start.elapsed().as_secs_f64(),
-                    rss as f64 / 1048576.0
-                );
+                eprintln!("soak: {:>6.0}s rss {:.1} MiB", start.elapsed().as_secs_f64(), mib(rss));
                 samples.push((start.elapsed(), rss));
             }
             samples
@@ -166,7 +164,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     for r in readers {
         reads += r.await??;
     }
-    let purges = match purger {
+    let purges = match purge_task {
         Some(p) => p.await??,
         None => Vec::new(),
     };
@@ -232,13 +230,13 @@ async fn propose(
 ) -> ProposerResult {
     let mut latency = histogram()?;
     let mut during_purge = histogram()?;
-    let groups: Vec<u64> = (p..w.groups).step_by(w.proposers as usize).collect();
+    let groups: Vec<u64> = (p..w.groups).step_by(index(w.proposers)).collect();
     let mut done = 0u64;
     for g in groups.iter().cycle() {
         if shared.stop.load(Ordering::Relaxed) || limit.is_some_and(|l| done >= l) {
             break;
         }
-        let first = shared.last[*g as usize].load(Ordering::Relaxed) + 1;
+        let first = shared.last[index(*g)].load(Ordering::Relaxed) + 1;
         let entries: Vec<Entry> = (first..first + w.entries_per_append)
             .map(|i| {
                 Entry::new(i, 1, bytes::Bytes::copy_from_slice(&payload_of(&payload, *g, i, w.entry_bytes)))
@@ -252,7 +250,7 @@ async fn propose(
         if purging || shared.purging.load(Ordering::Relaxed) {
             during_purge.saturating_record(nanos);
         }
-        shared.last[*g as usize].store(first + w.entries_per_append - 1, Ordering::Relaxed);
+        shared.last[index(*g)].store(first + w.entries_per_append - 1, Ordering::Relaxed);
         shared.progress.appends.fetch_add(1, Ordering::Relaxed);
         done += 1;
     }
@@ -263,7 +261,7 @@ async fn read_loop(shared: Arc<Shared>, r: u64, groups: u64) -> Result<u64, BoxE
     let mut reads = 0;
     let mut g = r % groups;
     while !shared.stop.load(Ordering::Relaxed) {
-        let last = shared.last[g as usize].load(Ordering::Relaxed);
+        let last = shared.last[index(g)].load(Ordering::Relaxed);
         let lo = last.saturating_sub(200).max(1);
         let shared2 = Arc::clone(&shared);
         let n = tokio::task::spawn_blocking(move || shared2.backend.read(g, lo, 100)).await??;
@@ -289,7 +287,7 @@ async fn purge_loop(shared: Arc<Shared>, spec: Purge) -> Result<Vec<Duration>, B
         // Every group at once, as a multi-raft node's groups would: they share commits.
         let mut tasks = Vec::new();
         for g in 0..shared.last.len() as u64 {
-            let last = shared.last[g as usize].load(Ordering::Relaxed);
+            let last = shared.last[index(g)].load(Ordering::Relaxed);
             if last > spec.keep {
                 let shared = Arc::clone(&shared);
                 tasks.push(tokio::spawn(async move {
@@ -310,4 +308,16 @@ async fn purge_loop(shared: Arc<Shared>, spec: Purge) -> Result<Vec<Duration>, B
             times.push(started.elapsed());
         }
     }
+}
+
+/// A group id or count as an index: the vectors indexed are allocated with `groups`
+/// elements, so every id below it fits a `usize`.
+fn index(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Bytes as MiB, for display (exact far beyond any memory size).
+#[allow(clippy::cast_precision_loss)]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
 }

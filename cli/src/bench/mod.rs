@@ -239,11 +239,11 @@ impl BenchArgs {
 }
 
 /// Runs the benchmark.
-pub fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(args: &BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     run_bench(args).map_err(|e| -> Box<dyn std::error::Error> { e })
 }
 
-fn run_bench(args: BenchArgs) -> Result<ExitCode, BoxError> {
+fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
     let config = args.config()?;
     let workloads = args.workloads();
     let backends = args.backends();
@@ -331,7 +331,7 @@ async fn run_one(
         ProgressDrawTarget::hidden()
     });
     let (len, template) = match w.stop {
-        Stop::Duration(d) => (d.as_millis() as u64, "{prefix:.bold} [{bar:30}] {elapsed}/{duration} {msg}"),
+        Stop::Duration(d) => (millis(d), "{prefix:.bold} [{bar:30}] {elapsed}/{duration} {msg}"),
         Stop::Appends(n) => (n, "{prefix:.bold} [{bar:30}] {pos}/{len} appends {msg}"),
     };
     bar.set_length(len);
@@ -345,10 +345,10 @@ async fn run_one(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let done = progress.appends.load(std::sync::atomic::Ordering::Relaxed);
                 match stop {
-                    Stop::Duration(_) => bar.set_position(started.elapsed().as_millis() as u64),
+                    Stop::Duration(_) => bar.set_position(millis(started.elapsed())),
                     Stop::Appends(_) => bar.set_position(done),
                 }
-                bar.set_message(format!("{:.0} appends/s", done as f64 / started.elapsed().as_secs_f64()));
+                bar.set_message(format!("{:.0} appends/s", rate(done, started.elapsed())));
             }
         })
     };
@@ -356,4 +356,15 @@ async fn run_one(
     ticker.abort();
     bar.finish_and_clear();
     result
+}
+
+/// Milliseconds of `d`, saturating (a bench never runs for 584 million years).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Events per second, for the progress bar.
+#[allow(clippy::cast_precision_loss)] // a count past 2^53 is out of reach
+fn rate(count: u64, over: std::time::Duration) -> f64 {
+    count as f64 / over.as_secs_f64()
 }

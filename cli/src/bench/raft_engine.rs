@@ -100,7 +100,7 @@ impl RaftEngine {
         prometheus::gather()
             .iter()
             .filter(|f| f.get_name() == "raft_engine_sync_log_duration_seconds")
-            .flat_map(|f| f.get_metric())
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
             .map(|m| m.get_histogram().get_sample_count())
             .sum()
     }

@@ -1,4 +1,8 @@
 //! Turning measurements into figures: medians over rounds, the table, the JSON.
+//!
+//! Counts become `f64` here for rates, ratios and medians that are printed with a few
+//! significant digits: a count would need to pass 2^53 to lose precision.
+#![allow(clippy::cast_precision_loss)]
 
 use rocklog::Config;
 
@@ -44,8 +48,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     match v.len() {
         0 => 0.0,
         n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
     }
+}
+
+/// The median of counts (the lower middle one for an even number), 0 for none.
+fn median_u64(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
 }
 
 fn us(nanos: u64) -> f64 {
@@ -57,7 +67,7 @@ fn one(m: &Measured) -> [f64; 12] {
     let entries = m.entries.max(1) as f64;
     [
         m.entries as f64 / secs,
-        m.payload_bytes as f64 / secs / 1048576.0,
+        m.payload_bytes as f64 / secs / 1_048_576.0,
         us(m.latency.value_at_quantile(0.5)),
         us(m.latency.value_at_quantile(0.99)),
         us(m.latency.value_at_quantile(0.999)),
@@ -103,7 +113,7 @@ pub fn summarize(
                 entries_per_commit: col(7),
                 cpu_us_per_entry: col(8),
                 write_amp: col(9),
-                peak_rss_bytes: median(measured.iter().map(|m| m.peak_rss as f64).collect()) as u64,
+                peak_rss_bytes: median_u64(measured.iter().map(|m| m.peak_rss).collect()),
                 rounds,
                 purge_ms_p50: has_purges.then(|| median(purges.clone())),
                 purge_ms_max: has_purges.then_some(purge_max),
@@ -166,7 +176,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
                 s.entries_per_commit,
                 s.cpu_us_per_entry,
                 s.write_amp,
-                s.peak_rss_bytes as f64 / 1048576.0
+                s.peak_rss_bytes as f64 / 1_048_576.0
             );
             if let (Some(p50), Some(max), Some(p99)) = (s.purge_ms_p50, s.purge_ms_max, s.p99_during_purge_us)
             {
@@ -196,6 +206,7 @@ mod tests {
     use super::median;
 
     #[test]
+    #[allow(clippy::float_cmp)] // halves of small integers are exact
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);

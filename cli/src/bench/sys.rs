@@ -1,5 +1,5 @@
 //! What the process costs: CPU time (getrusage), bytes written to storage
-//! (/proc/self/io) and peak RSS (/proc/self/status, reset through /proc/self/clear_refs).
+//! (/proc/self/io) and peak RSS (/proc/self/status, reset through /`proc/self/clear_refs`).
 
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub fn rss() -> u64 {
     proc_field("/proc/self/status", "VmRSS:").map_or(0, |kib| kib * 1024)
 }
 
-/// Resets the peak RSS to the current RSS (Linux: writing 5 to clear_refs), so each run
+/// Resets the peak RSS to the current RSS (Linux: writing 5 to `clear_refs`), so each run
 /// reports its own peak. Silently does nothing where unsupported.
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");

@@ -218,7 +218,7 @@ mod tests {
         // d-engine's `Display` says "Storage operation failed"; the source chain says why.
         let chain: Vec<String> =
             std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
-                .map(|e| e.to_string())
+                .map(std::string::ToString::to_string)
                 .collect();
         assert!(chain.iter().any(|m| m.contains("leaves a gap")), "{chain:?}");
 

@@ -10,7 +10,7 @@ use super::bridge;
 use super::codec::{decode_entry, encode_entry};
 use crate::config::Durability;
 use crate::error::Error;
-use crate::group::Group;
+use crate::handle::Group;
 use crate::records::{Entry, LogId};
 use crate::state::LogState;
 
@@ -41,7 +41,7 @@ impl DEngineLogStore {
         }
     }
 
-    fn decode(&self, entries: Vec<Entry>) -> Result<Vec<DEntry>, DError> {
+    fn decode(&self, entries: &[Entry]) -> Result<Vec<DEntry>, DError> {
         entries.iter().map(|e| decode_entry(self.group.id(), e).map_err(DError::from)).collect()
     }
 
@@ -128,8 +128,8 @@ impl DLogStore for DEngineLogStore {
             }
             attempts += 1;
             match self.group.entries(lo..=hi, None) {
-                Ok(entries) => return self.decode(entries),
-                Err(Error::Compacted { .. }) if attempts < 3 => continue,
+                Ok(entries) => return self.decode(&entries),
+                Err(Error::Compacted { .. }) if attempts < 3 => {}
                 Err(Error::GroupNotFound(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             }
@@ -139,7 +139,7 @@ impl DLogStore for DEngineLogStore {
     /// Deletes the entries at `cutoff.index` and below and records `cutoff` as the purge
     /// boundary. Index 0 and a cutoff below the current boundary are no-ops (nothing left
     /// to purge). When the log holds another term at `cutoff.index`, it is not a prefix
-    /// of the log the snapshot covers: as Raft's InstallSnapshot rule says, the whole log
+    /// of the log the snapshot covers: as Raft's `InstallSnapshot` rule says, the whole log
     /// is discarded (then the boundary recorded), in two durable writes.
     ///
     /// Fails when the engine cannot write.

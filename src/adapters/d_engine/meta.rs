@@ -7,7 +7,7 @@ use super::bridge;
 use super::codec::{decode_hard_state, encode_hard_state};
 use crate::config::Durability;
 use crate::error::Error;
-use crate::group::Group;
+use crate::handle::Group;
 
 /// d-engine's meta store over one rocklog group: its hard state, encoded as the module
 /// docs describe.

@@ -99,8 +99,8 @@ use std::sync::Arc;
 use d_engine_core::StorageEngine;
 
 use crate::config::Config;
-use crate::group::Group;
-use crate::store::LogStore;
+use crate::handle::Group;
+use crate::handle::LogStore;
 
 pub use codec::{decode_entry, decode_hard_state, encode_entry, encode_hard_state, rocklog_error};
 pub use log::DEngineLogStore;

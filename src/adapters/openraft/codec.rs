@@ -94,9 +94,9 @@ pub(crate) fn io_error<NID: NodeId, E: std::error::Error + 'static>(
 pub(crate) fn rocklog_error<NID: NodeId>(
     subject: ErrorSubject<NID>,
     verb: ErrorVerb,
-    error: crate::Error,
+    error: &crate::Error,
 ) -> StorageError<NID> {
-    io_error(subject, verb, &error)
+    io_error(subject, verb, error)
 }
 
 /// An openraft I/O error for a request the adapter refuses itself.

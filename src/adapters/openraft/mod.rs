@@ -130,7 +130,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         let meta = match group.metadata() {
             Ok(Some(bytes)) => decode_meta(&bytes)?,
             Ok(None) | Err(Error::GroupNotFound(_)) => Meta::default(),
-            Err(e) => return Err(rocklog_error(ErrorSubject::Store, ErrorVerb::Read, e)),
+            Err(e) => return Err(rocklog_error(ErrorSubject::Store, ErrorVerb::Read, &e)),
         };
         let storage = LogStorage { reader: LogReader::new(group), meta };
         storage.apply_purge().await?;
@@ -140,6 +140,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
     /// Sets the bound, in payload bytes, on one `limited_get_log_entries` answer (which
     /// replication uses), for this value and the readers it hands out from now on.
     /// Defaults to [`DEFAULT_MAX_READ_BYTES`].
+    #[must_use]
     pub fn with_max_read_bytes(mut self, max_read_bytes: u64) -> Self {
         self.reader.set_max_read_bytes(max_read_bytes);
         self
@@ -161,7 +162,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         subject: ErrorSubject<C::NodeId>,
     ) -> Result<(), StorageError<C::NodeId>> {
         let bytes = encode_meta(&meta)?;
-        self.group().save_metadata(bytes).await.map_err(|e| rocklog_error(subject, ErrorVerb::Write, e))?;
+        self.group().save_metadata(bytes).await.map_err(|e| rocklog_error(subject, ErrorVerb::Write, &e))?;
         self.meta = meta;
         Ok(())
     }
@@ -179,18 +180,18 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         }
         let subject = || ErrorSubject::Log(purged.clone());
         let term = if state.contains(purged.index) {
-            self.group().term(purged.index).map_err(|e| rocklog_error(subject(), ErrorVerb::Read, e))?
+            self.group().term(purged.index).map_err(|e| rocklog_error(subject(), ErrorVerb::Read, &e))?
         } else {
             None
         };
         let upto = crate::LogId::new(term.unwrap_or(purged.leader_id.term), purged.index);
-        self.group().purge(upto).await.map_err(|e| rocklog_error(subject(), ErrorVerb::Delete, e))
+        self.group().purge(upto).await.map_err(|e| rocklog_error(subject(), ErrorVerb::Delete, &e))
     }
 
     /// Clears rocklog's log (every entry and its boundary), then restores the boundary of
     /// the saved purged log id.
     async fn clear(&self) -> Result<(), StorageError<C::NodeId>> {
-        self.group().reset().await.map_err(|e| rocklog_error(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.group().reset().await.map_err(|e| rocklog_error(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
         self.apply_purge().await
     }
 
@@ -217,7 +218,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
                 self.group()
                     .purge(boundary)
                     .await
-                    .map_err(|e| rocklog_error(subject(), ErrorVerb::Write, e))?;
+                    .map_err(|e| rocklog_error(subject(), ErrorVerb::Write, &e))?;
             }
         }
         Ok(())
@@ -258,7 +259,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         self.group()
             .append_then(&encoded, on_durable)
             .await
-            .map_err(|e| rocklog_error(ErrorSubject::Log(first), ErrorVerb::Write, e))
+            .map_err(|e| rocklog_error(ErrorSubject::Log(first), ErrorVerb::Write, &e))
     }
 }
 
@@ -384,7 +385,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
         }
         match self.group().truncate(from).await {
             Ok(()) | Err(Error::GroupNotFound(_)) => Ok(()),
-            Err(e) => Err(rocklog_error(subject(), ErrorVerb::Delete, e)),
+            Err(e) => Err(rocklog_error(subject(), ErrorVerb::Delete, &e)),
         }
     }
 

@@ -59,7 +59,7 @@ impl<C: RaftTypeConfig> LogReader<C> {
         match self.group.log_state() {
             Ok(state) => Ok(state),
             Err(Error::GroupNotFound(_)) => Ok(LogState::default()),
-            Err(e) => Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, e)),
+            Err(e) => Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, &e)),
         }
     }
 
@@ -90,11 +90,11 @@ impl<C: RaftTypeConfig> LogReader<C> {
                 Ok(entries) => return entries.iter().map(decode_entry::<C>).collect(),
                 Err(Error::GroupNotFound(_)) => return Ok(Vec::new()),
                 Err(e @ Error::Compacted { .. }) => last_error = Some(e),
-                Err(e) => return Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, e)),
+                Err(e) => return Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, &e)),
             }
         }
         let e = last_error.unwrap_or(Error::Closed);
-        Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, e))
+        Err(rocklog_error(ErrorSubject::Logs, ErrorVerb::Read, &e))
     }
 
     /// The full log id of the entry at `index`, `None` when it is not in the log.
@@ -103,7 +103,7 @@ impl<C: RaftTypeConfig> LogReader<C> {
         let entry = self
             .group
             .entry(index)
-            .map_err(|e| rocklog_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, e))?;
+            .map_err(|e| rocklog_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, &e))?;
         entry.map(|e| decode_entry::<C>(&e).map(|e| e.get_log_id().clone())).transpose()
     }
 }

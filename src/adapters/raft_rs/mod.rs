@@ -37,7 +37,7 @@
 //!
 //! | raft-rs | rocklog |
 //! |---|---|
-//! | `Entry` | [`Entry`] at the entry's index and term; the payload is the whole `eraftpb::Entry` in protobuf (see below) |
+//! | `Entry` | [`Entry`](crate::Entry) at the entry's index and term; the payload is the whole `eraftpb::Entry` in protobuf (see below) |
 //! | `HardState { term, vote, commit }` | [`HardState`] `{ term, vote, commit }`, vote 0 (none) ↔ `None` |
 //! | `ConfState`, last snapshot's index and term | the group's metadata record ([`Group::save_metadata`]): an `eraftpb::SnapshotMetadata` whose `conf_state` is the current conf state |
 //! | `append(entries)` | [`Group::append`]: an append starting inside the log replaces the conflicting suffix in the same atomic write |
@@ -81,6 +81,8 @@
 //! the first index), the adapter returns `StorageError::Unavailable` or
 //! `StorageError::Compacted` instead.
 
+mod codec;
+
 use std::cmp;
 use std::fmt;
 
@@ -88,7 +90,8 @@ use protobuf::Message as _;
 use raft::eraftpb::{self, ConfState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, NO_LIMIT, RaftState, Storage, StorageError};
 
-use crate::{Entry, Error, Group, HardState, LogId, LogState};
+use self::codec::{decode_entry, encode_entry, store_error};
+use crate::{Error, Group, HardState, LogId, LogState};
 
 type SnapshotBuilder = dyn Fn(SnapshotMetadata, u64, u64) -> raft::Result<Snapshot> + Send + Sync;
 
@@ -139,6 +142,7 @@ impl RaftStorage {
     /// term, the current conf state); the builder adds the application's data, and may
     /// answer another index (at least `request_index`, with that index's term and conf
     /// state) or `StorageError::SnapshotTemporarilyUnavailable` while it prepares one.
+    #[must_use]
     pub fn with_snapshot_builder(
         mut self,
         builder: impl Fn(SnapshotMetadata, u64, u64) -> raft::Result<Snapshot> + Send + Sync + 'static,
@@ -426,37 +430,12 @@ impl Storage for RaftStorage {
         }
         let mut meta = SnapshotMetadata { index, term: self.term(index)?, ..Default::default() };
         meta.set_conf_state(self.meta.get_conf_state().clone());
-        match &self.snapshot_builder {
-            Some(builder) => builder(meta, request_index, to),
-            None => {
-                let mut snapshot = Snapshot::default();
-                snapshot.set_metadata(meta);
-                Ok(snapshot)
-            }
+        if let Some(builder) = &self.snapshot_builder {
+            builder(meta, request_index, to)
+        } else {
+            let mut snapshot = Snapshot::default();
+            snapshot.set_metadata(meta);
+            Ok(snapshot)
         }
-    }
-}
-
-/// The rocklog entry carrying `entry`: its index and term, and the whole entry encoded.
-fn encode_entry(entry: &eraftpb::Entry) -> raft::Result<Entry> {
-    Ok(Entry::new(entry.index, entry.term, entry.write_to_bytes()?))
-}
-
-/// The raft-rs entry a rocklog entry of `group` carries; its own index and term must be
-/// rocklog's.
-fn decode_entry(group: u64, stored: &Entry) -> raft::Result<eraftpb::Entry> {
-    let entry = eraftpb::Entry::parse_from_carllerche_bytes(&stored.payload)?;
-    if entry.index != stored.index || entry.term != stored.term {
-        let reason = format!("payload holds entry {}@{}", entry.index, entry.term);
-        return Err(store_error(Error::corruption(group, format!("index {}", stored.index), reason)));
-    }
-    Ok(entry)
-}
-
-/// rocklog's error as raft-rs's: `Compacted` as such, everything else inside `Other`.
-fn store_error(e: Error) -> raft::Error {
-    match e {
-        Error::Compacted { .. } => raft::Error::Store(StorageError::Compacted),
-        e => raft::Error::Store(StorageError::Other(Box::new(e))),
     }
 }

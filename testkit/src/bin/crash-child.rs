@@ -1,5 +1,6 @@
-//! `rocklog crash-child` (hidden): the workload `tests/crash_loop.rs` SIGKILLs at random
-//! moments, then checks the reopened directory against what this process acknowledged.
+//! `crash-child`: the workload `tests/crash_loop.rs` SIGKILLs at random moments, then
+//! checks the reopened directory against what this process acknowledged. A test-only
+//! program of the `rocklog-testkit` package: never shipped in the `rocklog` binary.
 //!
 //! It opens the directory (continuing whatever state a killed predecessor left), prints the
 //! recovered state, then runs `--tasks` tokio tasks, each the only writer of its own groups
@@ -30,44 +31,57 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Parser;
 use rocklog::{ByteSize, Config, Durability, Entry, Group, HardState, LogId, LogState, LogStore};
+use rocklog_testkit::{payload, splitmix};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Options of the hidden `rocklog crash-child`.
-#[derive(clap::Args, Debug)]
-pub struct CrashChildArgs {
+/// Options of `crash-child`.
+#[derive(Parser, Debug)]
+#[command(name = "crash-child", about = "The crash loop's workload (rocklog-testkit)")]
+struct CrashChildArgs {
     /// The data directory: created if missing, continued if a previous run left state.
     #[arg(long)]
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// Seeds every choice and payload of this run.
     #[arg(long)]
-    pub seed: u64,
+    seed: u64,
     /// When the engine acknowledges writes.
     #[arg(long, value_enum, default_value_t = Mode::Sync)]
-    pub durability: Mode,
+    durability: Mode,
     /// Concurrent writer tasks; group k belongs to task k % tasks.
     #[arg(long, default_value_t = 4)]
-    pub tasks: u64,
-    /// Groups: ids 0..groups-1, the last one being u64::MAX.
+    tasks: u64,
+    /// Groups: ids 0..groups-1, the last one being `u64::MAX`.
     #[arg(long, default_value_t = 8)]
-    pub groups: u64,
+    groups: u64,
     /// Operations per task before a clean shutdown; 0 runs until killed.
     #[arg(long, default_value_t = 0)]
-    pub ops: u64,
+    ops: u64,
 }
 
 /// The engine's durability, as a command-line value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+enum Mode {
     /// `Durability::Sync`.
     Sync,
     /// `Durability::Buffered`.
     Buffered,
 }
 
+fn main() -> ExitCode {
+    match run(CrashChildArgs::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("crash-child: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Runs the workload until killed (or for `--ops` operations per task).
-pub fn run(args: CrashChildArgs) -> Result<ExitCode, Box<dyn Error>> {
+fn run(args: CrashChildArgs) -> Result<ExitCode, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(drive(args)).map_err(|e| -> Box<dyn Error> { e })
 }
@@ -97,7 +111,7 @@ async fn drive(args: CrashChildArgs) -> Result<ExitCode, BoxError> {
             let (first, last, purged) = (opt(s.first_index), log_id(s.last_log_id), log_id(s.purged));
             out.line(&format!("R g={id} first={first} last={last} purged={purged} hs={hs}"))?;
         }
-        owned[(k % args.tasks) as usize].push(view);
+        owned[usize::try_from(k % args.tasks)?].push(view);
     }
     out.line("R")?;
 
@@ -118,33 +132,6 @@ async fn drive(args: CrashChildArgs) -> Result<ExitCode, BoxError> {
     store.shutdown().await?;
     out.line("X")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The payload of entry `index` of the append printed with `seed`: length and bytes follow
-/// from the two numbers alone. Nine in ten are under 512 bytes, most others 1-8 KiB, one in
-/// a hundred 16-64 KiB. `tests/crash_loop.rs` has the same function.
-pub fn payload(seed: u64, index: u64) -> Vec<u8> {
-    let mut s = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let r = splitmix(&mut s);
-    let len = match r % 100 {
-        0 => 16384 + (r >> 8) % 49152,
-        1..=9 => 1024 + (r >> 8) % 7168,
-        _ => (r >> 8) % 512,
-    } as usize;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        bytes.extend_from_slice(&splitmix(&mut s).to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A small deterministic generator (splitmix64).
@@ -363,7 +350,7 @@ impl View {
 async fn writer(out: Arc<Out>, mut views: Vec<View>, mut rng: Rng, ops: u64) -> Result<(), BoxError> {
     let mut done = 0;
     while ops == 0 || done < ops {
-        let k = rng.below(views.len() as u64) as usize;
+        let k = usize::try_from(rng.below(views.len() as u64)).unwrap_or(0);
         let view = &mut views[k];
         let op = view.next_op(&mut rng)?;
         out.line(&format!("> {op}"))?;

@@ -1,0 +1,51 @@
+//! Counters of the engine's work, kept with plain atomics so they are readable without any
+//! metrics recorder ([`LogStore::stats`](crate::LogStore::stats)). The list of counters is
+//! written once, below: it defines both the public [`Stats`] snapshot and the atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Counters of the engine's work since it opened.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        /// The live counters behind [`Stats`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            /// A snapshot of every counter (each read on its own: not one instant).
+            pub fn snapshot(&self) -> Stats {
+                Stats { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Group commits written (each one `WriteBatch`).
+    commits,
+    /// WAL fsyncs (one per commit under `Sync`, one per effective flush under `Buffered`).
+    syncs,
+    /// Commands processed (writes, flushes), refused ones included.
+    commands,
+    /// Entries appended.
+    appended_entries,
+    /// Encoded entry bytes appended.
+    appended_bytes,
+    /// Commands refused as bad input.
+    rejected,
+}
+
+impl Counters {
+    /// Adds `n` to one counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,41 @@
+//! Storage: everything that knows RocksDB and the on-disk layout. Nothing here knows the
+//! writer or the handles; they call down into it.
+//!
+//! - [`codec`]: key layout and record encodings (prost), the format version;
+//! - [`open`]: classifying a directory, RocksDB options, creating and opening it;
+//! - [`recover`]: rebuilding every group's state at open, O(groups).
+
+pub(crate) mod codec;
+mod open;
+mod recover;
+
+use std::collections::HashMap;
+
+use rocksdb::{ColumnFamily, DB, ReadOptions};
+
+use crate::error::{Error, Result};
+use crate::state::GroupState;
+use codec::{LOG_CF, META_CF};
+
+pub(crate) use open::{open, open_read_only};
+pub(crate) use recover::recover;
+
+/// The in-memory state of every group, recovered at open and kept by the writer.
+pub(crate) type Groups = HashMap<u64, GroupState>;
+
+/// The `log` column family of an open database.
+pub(crate) fn log_cf(db: &DB) -> Result<&ColumnFamily> {
+    db.cf_handle(LOG_CF).ok_or_else(|| Error::corruption(0, "column family", "`log` is missing"))
+}
+
+/// The `meta` column family of an open database.
+pub(crate) fn meta_cf(db: &DB) -> Result<&ColumnFamily> {
+    db.cf_handle(META_CF).ok_or_else(|| Error::corruption(0, "column family", "`meta` is missing"))
+}
+
+/// Read options for iterating `[lo, hi)` of one group's log.
+pub(crate) fn range_read_options(group: u64, hi: Option<u64>) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(codec::log_bound(group, hi));
+    ro
+}
