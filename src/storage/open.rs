@@ -151,9 +151,39 @@ pub(crate) fn open(config: &Config) -> Result<(DB, Groups)> {
 
 /// Creates the directory and the creation marker, both durable before RocksDB writes.
 fn begin_creation(path: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(path)?;
+    create_dir_durably(path)?;
     std::fs::File::create(path.join(CREATING_MARKER))?.sync_all()?;
     sync_dir(path)
+}
+
+/// Creates `path` and every missing ancestor, like `create_dir_all`, and makes each new
+/// directory's entry durable by fsyncing its parent, up to the first level that already
+/// existed. A new directory's entry lives in its parent: until the parent is fsynced, a
+/// power loss can take the directory — and every acknowledged write inside it — away, and
+/// RocksDB does not fsync the parent of the directory it is given.
+fn create_dir_durably(path: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut level = Some(path);
+    while let Some(dir) = level.filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::symlink_metadata(dir) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir),
+            Err(e) => return Err(e),
+        }
+        level = dir.parent();
+    }
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            // Another process created it in between: its creator syncs its entry, and this
+            // open syncs the parent below anyway.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {
@@ -288,6 +318,18 @@ mod tests {
         let (db, groups) = open(&Config::new(dir.path())).unwrap();
         assert!(groups.contains_key(&5));
         assert_eq!(read_format(&db).unwrap(), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn nested_missing_directories_are_created() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b/c");
+        create_dir_durably(&dir).unwrap();
+        assert!(dir.is_dir());
+        create_dir_durably(&dir).unwrap(); // idempotent
+        std::fs::write(root.path().join("file"), "x").unwrap();
+        let under_file = root.path().join("file/d");
+        assert!(create_dir_durably(&under_file).is_err(), "a path under a file is refused");
     }
 
     #[test]
