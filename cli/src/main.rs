@@ -6,7 +6,7 @@
 mod bench;
 #[cfg(feature = "d-engine")]
 mod import;
-mod offline;
+mod read_only;
 
 use std::process::ExitCode;
 
@@ -26,11 +26,11 @@ enum Command {
     /// with --compare, run the baselines in the same process too.
     Bench(Box<bench::BenchArgs>),
     /// Show a data directory: format version, groups, bounds, hard state, sizes.
-    Inspect(offline::InspectArgs),
+    Inspect(read_only::InspectArgs),
     /// Print the entries of one group.
-    Dump(offline::DumpArgs),
+    Dump(read_only::DumpArgs),
     /// Read every record and report holes, decode errors and inconsistencies.
-    Check(offline::CheckArgs),
+    Check(read_only::CheckArgs),
     /// Copy a d-engine 0.2.3 RocksDB log (column families `logs` and `meta`) and its hard
     /// state into a new rocklog directory, then verify the copy.
     #[cfg(feature = "d-engine")]
@@ -42,9 +42,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
-        Command::Inspect(args) => offline::inspect(&args),
-        Command::Dump(args) => offline::dump(&args),
-        Command::Check(args) => offline::check(&args),
+        Command::Inspect(args) => read_only::inspect(&args),
+        Command::Dump(args) => read_only::dump(&args),
+        Command::Check(args) => read_only::check(&args),
         #[cfg(feature = "d-engine")]
         Command::ImportDEngine(args) => import::run(&args),
     };

@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::shared::{Shared, Stats};
 use crate::state::LogState;
 use crate::writer::Writer;
-use crate::writer::command::{Msg, Op};
+use crate::writer::command::{Command, Op};
 use crate::writer::reply::{OnDurable, Reply};
 
 /// A handle to one rocklog engine: one data directory holding the logs of many Raft
@@ -33,7 +33,7 @@ pub struct LogStore {
 
 struct Inner {
     /// `None` only while dropping, to disconnect the channel before waiting for the writer.
-    tx: Option<Sender<Msg>>,
+    tx: Option<Sender<Command>>,
     shared: Arc<Shared>,
 }
 
@@ -141,7 +141,7 @@ impl LogStore {
     /// when the fsync fails.
     pub async fn flush(&self) -> Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Flush { reply: Reply::Channel(reply) }).await?;
+        self.send(Command::Flush { reply: Reply::Channel(reply) }).await?;
         self.reply(rx).await
     }
 
@@ -167,7 +167,7 @@ impl LogStore {
         if shared.lifecycle.is_stopped() {
             return Ok(());
         }
-        if self.send(Msg::Shutdown).await.is_ok() {
+        if self.send(Command::Shutdown).await.is_ok() {
             stopped.await;
         }
         Ok(())
@@ -177,7 +177,7 @@ impl LogStore {
         &self.inner.shared
     }
 
-    async fn send(&self, msg: Msg) -> Result<()> {
+    async fn send(&self, msg: Command) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         tx.send_async(msg).await.map_err(|_| Error::Closed)
     }
@@ -187,7 +187,7 @@ impl LogStore {
         self.shared().check_poison()?;
         let (reply, rx) = oneshot::channel();
         let reply = Reply::Channel(reply);
-        self.send(Msg::Write { group, op, reply, visible: None, enqueued: Instant::now() }).await?;
+        self.send(Command::Write { group, op, reply, visible: None, enqueued: Instant::now() }).await?;
         self.reply(rx).await
     }
 
@@ -202,7 +202,8 @@ impl LogStore {
         self.shared().check_poison()?;
         let (visible, rx) = oneshot::channel();
         let reply = Reply::Callback(OnDurable::new(on_durable));
-        self.send(Msg::Write { group, op, reply, visible: Some(visible), enqueued: Instant::now() }).await?;
+        self.send(Command::Write { group, op, reply, visible: Some(visible), enqueued: Instant::now() })
+            .await?;
         self.reply(rx).await
     }
 

@@ -1,4 +1,4 @@
-//! The commands handles send to the writer: [`Msg`] on the channel, [`Op`] the change to
+//! The commands handles send to the writer: [`Command`] on the channel, [`Op`] the change to
 //! one group.
 
 use std::time::Instant;
@@ -77,7 +77,7 @@ impl Op {
 
 /// One message on the writer's channel.
 #[derive(Debug)]
-pub(crate) enum Msg {
+pub(crate) enum Command {
     /// A change to a group. `visible`, when set, hears the outcome as soon as the change
     /// is written and readable, before its fsync; `reply` then hears the durable outcome.
     Write {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Writer;
-use super::command::{Msg, Op};
-use super::reply::{Outcome, reply_all};
+use super::command::{Command, Op};
+use super::reply::{Outcome, refuse};
 use super::staging::Staging;
 use super::syncer::{Job, Syncer, sync_and_finish};
 use super::wal::WriteMode;
@@ -77,14 +77,14 @@ struct Staged {
 
 /// Stages every command of `msgs` (see the module docs). A poisoned engine stages
 /// nothing: every write and flush hears `Poisoned`.
-fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Msg>) -> Staged {
+fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Command>) -> Staged {
     let poisoned = shared.check_poison().err().map(|e| e.to_string());
     let mut staged =
         Staged { outcomes: Vec::with_capacity(msgs.len()), tally: Tally::default(), flush: false };
     staged.tally.commands = u64::try_from(msgs.len()).unwrap_or(u64::MAX);
     for msg in msgs {
         match msg {
-            Msg::Write { group, op, reply, visible, enqueued } => {
+            Command::Write { group, op, reply, visible, enqueued } => {
                 let result = match &poisoned {
                     Some(reason) => Err(Error::Poisoned(reason.clone())),
                     None => staging.stage(group, &op),
@@ -100,12 +100,12 @@ fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Msg>) -> Stag
                 }
                 staged.outcomes.push(Outcome { reply, visible, result, enqueued: Some(enqueued) });
             }
-            Msg::Flush { reply } => {
+            Command::Flush { reply } => {
                 staged.flush = true;
                 let result = poisoned.clone().map_or(Ok(()), |r| Err(Error::Poisoned(r)));
                 staged.outcomes.push(Outcome { reply, visible: None, result, enqueued: None });
             }
-            Msg::Shutdown => {}
+            Command::Shutdown => {}
         }
     }
     staged
@@ -113,7 +113,7 @@ fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Msg>) -> Stag
 
 impl Writer {
     /// Commits one drained batch (see the module docs).
-    pub(super) fn commit(&mut self, msgs: Vec<Msg>) {
+    pub(super) fn commit(&mut self, msgs: Vec<Command>) {
         #[cfg(feature = "__testing")]
         assert!(
             !self.shared.faults.panic_next_batch.swap(false, std::sync::atomic::Ordering::SeqCst),
@@ -210,6 +210,17 @@ fn fail(outcomes: &mut [Outcome], reason: &str) {
     for o in outcomes {
         if o.result.is_ok() {
             o.result = Err(Error::WriteFailed(reason.to_owned()));
+        }
+    }
+}
+
+/// Answers every command of a batch that never reached RocksDB with `result`.
+fn reply_all(commands: Vec<Command>, result: impl Fn() -> Result<(), Error>) {
+    for command in commands {
+        match command {
+            Command::Write { reply, visible, .. } => refuse(reply, visible, result()),
+            Command::Flush { reply } => refuse(reply, None, result()),
+            Command::Shutdown => {}
         }
     }
 }

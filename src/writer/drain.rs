@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flume::{Receiver, TryRecvError};
 
-use super::command::Msg;
+use super::command::Command;
 
 /// Limits on one batch.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +19,7 @@ pub(crate) struct Limits {
 /// One drained batch of messages.
 #[derive(Debug, Default)]
 pub(crate) struct Drained {
-    pub msgs: Vec<Msg>,
+    pub msgs: Vec<Command>,
     pub entries: u64,
     pub bytes: u64,
     /// A shutdown was requested: commit this batch, then stop.
@@ -29,15 +29,15 @@ pub(crate) struct Drained {
 }
 
 impl Drained {
-    fn push(&mut self, msg: Msg) {
+    fn push(&mut self, msg: Command) {
         match &msg {
-            Msg::Write { op, .. } => {
+            Command::Write { op, .. } => {
                 let (entries, bytes) = op.size();
                 self.entries += entries;
                 self.bytes += bytes;
             }
-            Msg::Shutdown => self.shutdown = true,
-            Msg::Flush { .. } => {}
+            Command::Shutdown => self.shutdown = true,
+            Command::Flush { .. } => {}
         }
         self.msgs.push(msg);
     }
@@ -74,7 +74,7 @@ impl Refill {
 /// `refill.until`. After a shutdown request it takes everything queued without waiting,
 /// so nothing sent before it is lost. Returns `None` when every sender is gone and the
 /// channel is empty.
-pub(crate) fn drain(rx: &Receiver<Msg>, limits: &Limits, refill: &Refill) -> Option<Drained> {
+pub(crate) fn drain(rx: &Receiver<Command>, limits: &Limits, refill: &Refill) -> Option<Drained> {
     let mut batch = Drained::default();
     batch.push(rx.recv().ok()?);
     batch.queued = rx.len();
@@ -111,10 +111,10 @@ mod tests {
     use crate::writer::reply::Reply;
     use crate::{Config, Error, LogStore};
 
-    fn append(group: u64, n: usize) -> Msg {
+    fn append(group: u64, n: usize) -> Command {
         let entries = (1..=n as u64).map(|i| EncodedEntry::new(&Entry::new(i, 1, vec![0u8; 10]))).collect();
         let (reply, _) = oneshot::channel();
-        Msg::Write {
+        Command::Write {
             group,
             op: Op::Append(entries),
             reply: Reply::Channel(reply),
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn shutdown_takes_everything_queued_whatever_the_limits() {
         let (tx, rx) = flume::bounded(16);
-        tx.send(Msg::Shutdown).unwrap();
+        tx.send(Command::Shutdown).unwrap();
         for g in 0..5 {
             tx.send(append(g, 2)).unwrap();
         }
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn drain_ends_when_every_sender_is_gone() {
-        let (tx, rx) = flume::bounded::<Msg>(4);
+        let (tx, rx) = flume::bounded::<Command>(4);
         tx.send(append(1, 1)).unwrap();
         drop(tx);
         assert!(drain(&rx, &NO_LIMITS, &NONE).is_some());

@@ -19,7 +19,7 @@
 //!
 //! While a batch is being written and synced, new commands queue in the bounded channel:
 //! they form the next batch. That is the whole of group commit — no timer is involved.
-//! Arrows point down: handles send [`command::Msg`]s here, and the writer calls into
+//! Arrows point down: handles send [`command::Command`]s here, and the writer calls into
 //! `shared` and `storage`, never back into a handle.
 
 pub(crate) mod command;
@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::shared::Shared;
 use crate::state::GroupState;
 use crate::storage::Groups;
-use command::Msg;
+use command::Command;
 use drain::{Limits, Refill, drain};
 use syncer::Syncer;
 use wal::Wal;
@@ -51,7 +51,7 @@ use wal::Wal;
 /// engine, failing those writes with [`Error::Closed`].
 #[must_use = "the writer does nothing unless run: `tokio::spawn(writer.run())`"]
 pub struct Writer {
-    rx: Receiver<Msg>,
+    rx: Receiver<Command>,
     shared: Arc<Shared>,
     /// The committed state of every group, owned by the writer; readers see the copy in
     /// `Shared`, updated after each commit.
@@ -69,7 +69,7 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(rx: Receiver<Msg>, shared: Arc<Shared>, groups: Groups) -> Self {
+    pub(crate) fn new(rx: Receiver<Command>, shared: Arc<Shared>, groups: Groups) -> Self {
         let config = &shared.config;
         let limits = Limits {
             max_entries: u64::try_from(config.max_batch_entries).unwrap_or(u64::MAX),

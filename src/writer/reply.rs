@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::command::Msg;
 use crate::error::Result;
 use crate::metrics::Metrics;
 
@@ -122,17 +121,14 @@ impl Outcome {
     }
 }
 
-/// Answers every command of `msgs` with `result` (the batch never reached RocksDB).
-pub(crate) fn reply_all(msgs: Vec<Msg>, result: impl Fn() -> Result<()>) {
-    for msg in msgs {
-        match msg {
-            // A pipelined caller hears the failure on its visible reply; its callback,
-            // not armed yet, is dropped uncalled.
-            Msg::Write { visible: Some(visible), .. } => {
-                let _ = visible.send(result());
-            }
-            Msg::Write { reply, .. } | Msg::Flush { reply } => reply.send(result()),
-            Msg::Shutdown => {}
+/// Answers a command whose batch never reached RocksDB (the engine closed, or the batch
+/// could not be staged). A pipelined caller hears the failure on its `visible` reply; its
+/// callback, not armed yet, is dropped uncalled.
+pub(crate) fn refuse(reply: Reply, visible: Option<oneshot::Sender<Result<()>>>, result: Result<()>) {
+    match visible {
+        Some(visible) => {
+            let _ = visible.send(result);
         }
+        None => reply.send(result),
     }
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use protobuf::well_known_types::BytesValue;
 use rocklog::{Entry, LogId};
 
-use super::backend::BoxError;
+/// Errors of the baseline (the same type as the driver's, named here so the baseline
+/// depends on nothing of the bench).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How raft-engine finds the index of the bench's entries.
 pub struct Msg;
