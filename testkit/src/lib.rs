@@ -5,6 +5,10 @@
 //!   random moments.
 //! - [`payload`]: the payload generator the child writes with and the test re-derives
 //!   expectations from, defined once so the two cannot drift apart.
+//! - [`crashfs`]: a strict in-memory power-loss filesystem on FUSE: what processes see
+//!   and what survives a power loss kept apart, and `crash()` to keep only the latter.
+
+pub mod crashfs;
 
 /// The payload of entry `index` of an append printed with `seed`: length and bytes follow
 /// from the two numbers alone. Nine in ten are under 512 bytes, most others 1-8 KiB, one in
