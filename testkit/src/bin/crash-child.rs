@@ -59,6 +59,11 @@ struct CrashChildArgs {
     /// Operations per task before a clean shutdown; 0 runs until killed.
     #[arg(long, default_value_t = 0)]
     ops: u64,
+    /// Never call `flush()`: with `--durability buffered`, nothing acknowledged is ever
+    /// fsynced. The power-loss loop's control: a harness that cannot see the loss then
+    /// proves nothing.
+    #[arg(long)]
+    no_flush: bool,
 }
 
 /// The engine's durability, as a command-line value.
@@ -120,15 +125,17 @@ async fn drive(args: CrashChildArgs) -> Result<ExitCode, BoxError> {
         let rng = Rng::new(args.seed ^ (t as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
         tasks.spawn(writer(Arc::clone(&out), views, rng, args.ops));
     }
-    let flusher = tokio::spawn(flusher(store.clone(), Arc::clone(&out)));
+    let flusher = (!args.no_flush).then(|| tokio::spawn(flusher(store.clone(), Arc::clone(&out))));
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done.map_err(|e| -> BoxError { e.into() }).and_then(|r| r) {
             let _ = out.line(&format!("E {e}"));
             return Ok(ExitCode::from(1));
         }
     }
-    flusher.abort();
-    store.flush().await?;
+    if let Some(flusher) = flusher {
+        flusher.abort();
+        store.flush().await?;
+    }
     store.shutdown().await?;
     out.line("X")?;
     Ok(ExitCode::SUCCESS)
