@@ -184,6 +184,39 @@ async fn imports_every_entry_and_the_exact_hard_state() {
     assert_eq!(logs.last_index(), 10_001);
 }
 
+/// An import that reported success survives a power loss right after it, whole: the
+/// destination (two missing levels deep) is created, written and synced durably. The
+/// destination lives on the power-loss filesystem; a power loss there keeps only what was
+/// fsynced, files and directory entries alike.
+#[test]
+fn a_reported_import_survives_a_power_loss_whole() {
+    use rocklog_testkit::crashfs::{CrashFs, skip_if_unavailable};
+    if skip_if_unavailable("a_reported_import_survives_a_power_loss_whole") {
+        return;
+    }
+    let d = dirs();
+    let log = d_engine_log(1..=5_000, 2000);
+    Source { entries: &log, hard_state: Some(voted_hard_state()), ..Default::default() }.write(&d.src);
+    let mnt = tempfile::tempdir().unwrap();
+    let mut fs = CrashFs::mount(mnt.path()).unwrap();
+    let dst = fs.root().join("new/rocklog");
+    let out = import(&d.src, &dst, &["--group", "3"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    fs.crash().unwrap();
+
+    let storage = open_imported(&dst, 3);
+    let (logs, meta) = (storage.log_store(), storage.meta_store());
+    assert_eq!(logs.get_entries(1..=5_000).unwrap(), log, "every imported entry");
+    let hs = meta.load_hard_state().unwrap().unwrap();
+    assert_eq!(
+        (hs.current_term, hs.voted_for),
+        (voted_hard_state().current_term, voted_hard_state().voted_for)
+    );
+    drop(storage);
+    let check = Command::new(env!("CARGO_BIN_EXE_rocklog")).arg("check").arg(&dst).output().unwrap();
+    assert!(check.status.success(), "{}", text(&check.stdout));
+}
+
 #[tokio::test]
 async fn a_purged_log_gets_its_boundary_recorded_or_marked_term_unknown() {
     // 0.2.3 records no boundary: index first - 1, term 0 ("unknown").

@@ -16,7 +16,8 @@
 //! T g=3 from=20 · P g=3 upto=5:19 · H g=3 hs=6/-/19  truncate, purge, hard state (term/vote/commit)
 //! > F 7 · F 7                                       flush sent, flush returned
 //! E <what failed>                                   a command failed: the child exits with 1
-//! X                                                 --ops reached; the engine was shut down
+//! S                                                 --ops reached; shutting down
+//! X                                                 the engine was shut down
 //! ```
 //!
 //! An append's payloads are [`payload`]`(seed, index)`, so the parent regenerates them.
@@ -136,6 +137,7 @@ async fn drive(args: CrashChildArgs) -> Result<ExitCode, BoxError> {
         flusher.abort();
         store.flush().await?;
     }
+    out.line("S")?;
     store.shutdown().await?;
     out.line("X")?;
     Ok(ExitCode::SUCCESS)
