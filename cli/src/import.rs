@@ -12,8 +12,10 @@
 //! Three passes over the source, which is opened read-only and never changed: validate
 //! everything (refusing, with nothing written anywhere, on a missing column family, an
 //! undecodable record, an entry whose key disagrees with its index, a gap, terms going
-//! backwards), then write in bounded batches, then re-read the destination, compare every
-//! entry and the hard state, and run the checks of `rocklog check`.
+//! backwards), then write in bounded batches into `DST.rocklog-import`, then re-read it,
+//! compare every entry and the hard state, and run the checks of `rocklog check`. Only then
+//! is it renamed to `DST` (and the rename fsynced): a killed or power-cut import never
+//! leaves a `DST` that opens as a complete log.
 //!
 //! 0.2.3 records no purge boundary: a log that starts above index 1 gets the boundary
 //! `first - 1` with term 0, "unknown" (Raft terms start at 1, so no entry matches it, and a
@@ -78,19 +80,52 @@ fn refuse<T>(reason: impl Into<String>) -> Result<T, Box<dyn Error>> {
 pub fn run(args: &ImportArgs) -> CliResult {
     let started = Instant::now();
     check_destination(&args.dst)?;
-    let config = Config::new(&args.dst);
+    let staging = staging_path(&args.dst)?;
+    if staging.exists() {
+        return refuse(format!(
+            "{} is left from an interrupted import into {}: delete it, then import again",
+            staging.display(),
+            args.dst.display()
+        ));
+    }
+    let config = Config::new(&staging);
     let source = Source::open(&args.src)?;
     let summary = source.validate(config.max_entry_bytes.bytes())?;
     if !summary.ignored_meta.is_empty() {
         eprintln!("note: ignoring meta keys {}", summary.ignored_meta.join(", "));
     }
     write(&source, &summary, config, args.group).map_err(|e| {
-        format!("import into {} failed: {e}; the destination is incomplete: delete it", args.dst.display())
+        format!(
+            "import into {} failed: {e}; {} is incomplete: delete it",
+            args.dst.display(),
+            staging.display()
+        )
     })?;
-    let checked = verify(&source, &summary, args)
-        .map_err(|e| format!("verification of {} failed: {e}", args.dst.display()))?;
+    let checked = verify(&source, &summary, &staging, args.group)
+        .map_err(|e| format!("verification of {} failed: {e}", staging.display()))?;
+    publish(&staging, &args.dst).map_err(|e| {
+        format!("cannot move the verified import {} to {}: {e}", staging.display(), args.dst.display())
+    })?;
     print_summary(args, &summary, &checked, started.elapsed());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the import is written before it is verified: a sibling of the destination, so
+/// an interrupted import (a kill, a power loss) never leaves a destination that opens as
+/// a complete log. Only a verified import is renamed to the destination.
+fn staging_path(dst: &Path) -> Result<PathBuf, Box<dyn Error>> {
+    let name = dst.file_name().ok_or_else(|| format!("destination {} has no file name", dst.display()))?;
+    let mut staging = name.to_os_string();
+    staging.push(".rocklog-import");
+    Ok(dst.with_file_name(staging))
+}
+
+/// Renames the verified `staging` directory to `dst` (an empty `dst` directory is replaced)
+/// and makes the rename durable by fsyncing their parent.
+fn publish(staging: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::rename(staging, dst)?;
+    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(parent)?.sync_all()
 }
 
 fn check_destination(dst: &Path) -> Result<(), Box<dyn Error>> {
@@ -325,8 +360,8 @@ struct Verified {
 
 /// Re-reads the destination offline: the `rocklog check` findings, the group's bounds and
 /// hard state, and every entry against the source's.
-fn verify(source: &Source, summary: &Summary, args: &ImportArgs) -> Result<Verified, Box<dyn Error>> {
-    let log = OfflineLog::open(&args.dst)?;
+fn verify(source: &Source, summary: &Summary, dir: &Path, group: u64) -> Result<Verified, Box<dyn Error>> {
+    let log = OfflineLog::open(dir)?;
     let report = log.check()?;
     if let Some(finding) = report.findings.first() {
         return Err(
@@ -340,7 +375,7 @@ fn verify(source: &Source, summary: &Summary, args: &ImportArgs) -> Result<Verif
     let expect = |what: &str, got: String, want: String| -> Result<(), Box<dyn Error>> {
         if got == want { Ok(()) } else { Err(format!("{what}: rocklog has {got}, d-engine {want}").into()) }
     };
-    expect("group", info.id.to_string(), args.group.to_string())?;
+    expect("group", info.id.to_string(), group.to_string())?;
     expect(
         "first index",
         format!("{:?}", info.log.first_index),
@@ -358,7 +393,7 @@ fn verify(source: &Source, summary: &Summary, args: &ImportArgs) -> Result<Verif
         format!("{:?}", summary.hard_state.as_ref().map(encode_hard_state)),
     )?;
 
-    let mut copied = log.entries(args.group, ..)?;
+    let mut copied = log.entries(group, ..)?;
     let mut compared = 0u64;
     for item in source.entries()? {
         let (want, _) = item?;
@@ -366,7 +401,7 @@ fn verify(source: &Source, summary: &Summary, args: &ImportArgs) -> Result<Verif
             Some(got) => got?,
             None => return Err(format!("entry {} is missing", want.index).into()),
         };
-        if decode_entry(args.group, &got)? != want {
+        if decode_entry(group, &got)? != want {
             return Err(format!("entry {} differs", want.index).into());
         }
         compared += 1;

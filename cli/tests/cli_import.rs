@@ -217,6 +217,56 @@ fn a_reported_import_survives_a_power_loss_whole() {
     assert!(check.status.success(), "{}", text(&check.stdout));
 }
 
+/// Power lost at moments swept across an import: the destination is never a partial log.
+/// It is absent (the import went to `DST.rocklog-import`, which a rerun names and asks to
+/// delete), or complete (the verified import was renamed before the power went).
+#[test]
+fn an_interrupted_import_never_leaves_a_partial_destination() {
+    use rocklog_testkit::crashfs::{CrashFs, skip_if_unavailable};
+    if skip_if_unavailable("an_interrupted_import_never_leaves_a_partial_destination") {
+        return;
+    }
+    let d = dirs();
+    let log = d_engine_log(1..=3_000, 1000);
+    Source { entries: &log, hard_state: Some(voted_hard_state()), ..Default::default() }.write(&d.src);
+    let (mut absent, mut complete) = (0, 0);
+    for attempt in 0..12u64 {
+        let mnt = tempfile::tempdir().unwrap();
+        let mut fs = CrashFs::mount(mnt.path()).unwrap();
+        let dst = fs.root().join("rocklog");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rocklog"))
+            .arg("import-d-engine")
+            .arg(&d.src)
+            .arg(&dst)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(attempt * 40));
+        let _ = child.kill();
+        child.wait().unwrap();
+        fs.crash().unwrap();
+        if dst.exists() {
+            let storage = open_imported(&dst, 1);
+            assert_eq!(storage.log_store().get_entries(1..=3_000).unwrap(), log, "a destination is whole");
+            complete += 1;
+        } else {
+            absent += 1;
+            let staging = fs.root().join("rocklog.rocklog-import");
+            if staging.exists() {
+                let again = import(&d.src, &dst, &[]);
+                assert!(!again.status.success());
+                assert!(text(&again.stderr).contains("interrupted import"), "{}", text(&again.stderr));
+                std::fs::remove_dir_all(&staging).unwrap();
+            }
+            let again = import(&d.src, &dst, &[]);
+            assert!(again.status.success(), "{}", text(&again.stderr));
+        }
+    }
+    println!("interrupted imports: {absent} left no destination, {complete} a complete one");
+    assert!(absent > 0, "no kill landed during an import");
+}
+
 #[tokio::test]
 async fn a_purged_log_gets_its_boundary_recorded_or_marked_term_unknown() {
     // 0.2.3 records no boundary: index first - 1, term 0 ("unknown").
