@@ -17,19 +17,27 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{FallocateFlags, FcntlArg, RenameFlags, fallocate, fcntl, renameat2};
 use nix::libc;
-use rocklog_testkit::crashfs::{Counters, CrashError, CrashFs, skip_if_unavailable};
+use rocklog_testkit::crashfs::{Counters, CrashError, TempMount, skip_if_unavailable};
 
-/// A crash filesystem on a temporary directory (unmounted before the directory goes).
-struct Mnt {
-    fs: CrashFs,
-    _dir: tempfile::TempDir,
+/// A crash filesystem on a temporary directory, with the file operations the cases use.
+struct Mnt(TempMount);
+
+impl std::ops::Deref for Mnt {
+    type Target = TempMount;
+    fn deref(&self) -> &TempMount {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Mnt {
+    fn deref_mut(&mut self) -> &mut TempMount {
+        &mut self.0
+    }
 }
 
 impl Mnt {
     fn new() -> Mnt {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = CrashFs::mount(dir.path()).unwrap();
-        Mnt { fs, _dir: dir }
+        Mnt(TempMount::new().unwrap())
     }
 
     fn p(&self, rel: &str) -> PathBuf {

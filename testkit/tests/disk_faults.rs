@@ -11,23 +11,10 @@
 use std::path::PathBuf;
 
 use rocklog::{Config, Entry, Error, HardState, LogStore};
-use rocklog_testkit::crashfs::{CrashFs, skip_if_unavailable};
+use rocklog_testkit::crashfs::{CrashFs, TempMount, skip_if_unavailable};
 
-struct Mnt {
-    fs: CrashFs,
-    _dir: tempfile::TempDir,
-}
-
-impl Mnt {
-    fn new() -> Mnt {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = CrashFs::mount(dir.path()).unwrap();
-        Mnt { fs, _dir: dir }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.fs.root().join("db")
-    }
+fn db(mnt: &TempMount) -> PathBuf {
+    mnt.fs.root().join("db")
 }
 
 fn ents(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
@@ -45,8 +32,8 @@ fn poison_case(name: &str, fault: impl FnOnce(&CrashFs), clear: impl FnOnce(&Cra
         return;
     }
     let rt = runtime();
-    let mut mnt = Mnt::new();
-    let store = LogStore::start(Config::new(mnt.db())).unwrap();
+    let mut mnt = TempMount::new().unwrap();
+    let store = LogStore::start(Config::new(db(&mnt))).unwrap();
     let g = store.group(1);
     rt.block_on(g.append(&ents(1..11, 1))).unwrap();
     rt.block_on(g.save_hard_state(HardState { term: 1, vote: Some(1), commit: 10 })).unwrap();
@@ -65,7 +52,7 @@ fn poison_case(name: &str, fault: impl FnOnce(&CrashFs), clear: impl FnOnce(&Cra
     drop(store);
     mnt.fs.crash().unwrap();
 
-    let store = LogStore::start(Config::new(mnt.db())).unwrap();
+    let store = LogStore::start(Config::new(db(&mnt))).unwrap();
     let g = store.group(1);
     let found = g.entries(.., None).unwrap();
     assert!(found.len() >= 10, "{name}: lost acknowledged entries: {} left", found.len());
@@ -77,7 +64,7 @@ fn poison_case(name: &str, fault: impl FnOnce(&CrashFs), clear: impl FnOnce(&Cra
     rt.block_on(store.shutdown()).unwrap();
     drop(store);
     mnt.fs.crash().unwrap();
-    let store = LogStore::start(Config::new(mnt.db())).unwrap();
+    let store = LogStore::start(Config::new(db(&mnt))).unwrap();
     assert_eq!(store.group(1).last_index().unwrap(), Some(next), "{name}: the write after reopening");
     rt.block_on(store.shutdown()).unwrap();
 }

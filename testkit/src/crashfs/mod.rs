@@ -111,6 +111,26 @@ impl Shared {
     }
 }
 
+/// A crash filesystem mounted on a fresh temporary directory, which goes with it: what a
+/// test usually wants.
+#[derive(Debug)]
+pub struct TempMount {
+    /// The mounted filesystem.
+    pub fs: CrashFs,
+    /// Declared after `fs`, so it is dropped after it: the unmount comes first.
+    _dir: tempfile::TempDir,
+}
+
+impl TempMount {
+    /// Mounts a crash filesystem on a new temporary directory. Fails as
+    /// [`CrashFs::mount`] does, or when no temporary directory can be created.
+    pub fn new() -> io::Result<TempMount> {
+        let dir = tempfile::tempdir()?;
+        let fs = CrashFs::mount(dir.path())?;
+        Ok(TempMount { fs, _dir: dir })
+    }
+}
+
 /// A mounted crash filesystem. Dropping it unmounts (lazily if something is still open).
 pub struct CrashFs {
     root: PathBuf,
