@@ -773,6 +773,24 @@ fn the_power_loss_loop_sees_a_missing_fsync() {
     assert!(!detected.is_empty(), "with nothing fsynced, no crash lost anything: the harness sees nothing");
 }
 
+/// Starts a child on `dir` (seeded with `seed`) and kills it after `delay`, while its first
+/// open may still be creating the directory.
+fn kill_first_open(dir: &Path, seed: u64, delay: Duration) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash-child"));
+    cmd.arg("--dir").arg(dir).args(["--seed", &seed.to_string()]);
+    let mut child = ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    std::thread::sleep(delay);
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
+
+/// The names in `dir`, none when it does not exist.
+fn listing(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
 /// A node killed during its very first open (RocksDB half way through creating the
 /// database) must come back: the next open finishes the creation, and nothing is refused.
 #[test]
@@ -782,16 +800,9 @@ fn a_kill_during_the_first_open_leaves_a_directory_the_next_open_completes() {
     for attempt in 0..40u64 {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("db");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash-child"));
-        cmd.arg("--dir").arg(&dir).args(["--seed", &attempt.to_string()]);
-        let mut child = ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
         // The child has the database created some 10-40 ms after it starts, here.
-        std::thread::sleep(Duration::from_micros(attempt * 1500));
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-        let files: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        kill_first_open(&dir, attempt, Duration::from_micros(attempt * 1500));
+        let files = listing(&dir);
         // The engine's marker of a creation in progress (src/storage/open.rs).
         interrupted += u64::from(files.iter().any(|f| f == "ROCKLOG-CREATING"));
         let store = LogStore::start(Config::new(&dir)).unwrap_or_else(|e| {
@@ -823,16 +834,9 @@ fn a_power_loss_during_the_first_open_leaves_a_directory_the_next_open_completes
         let root = tempfile::tempdir().unwrap();
         let mut fs = CrashFs::mount(root.path()).unwrap();
         let dir = fs.root().join("new/nested/db");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash-child"));
-        cmd.arg("--dir").arg(&dir).args(["--seed", &attempt.to_string()]);
-        let mut child = ChildGuard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-        std::thread::sleep(Duration::from_micros(attempt * 1500));
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
+        kill_first_open(&dir, attempt, Duration::from_micros(attempt * 1500));
         fs.crash().unwrap();
-        let files: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let files = listing(&dir);
         interrupted += u64::from(files.iter().any(|f| f == "ROCKLOG-CREATING"));
         absent += u64::from(!dir.exists());
         let store = LogStore::start(Config::new(&dir)).unwrap_or_else(|e| {

@@ -23,7 +23,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -48,7 +48,13 @@ pub(crate) struct CrashFuse {
 
 impl CrashFuse {
     fn tree(&self) -> MutexGuard<'_, Tree> {
-        self.shared.tree.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.tree()
+    }
+
+    /// Closes handle `fh` and wakes a `crash()` waiting for open files to close.
+    fn close(&self, fh: FileHandle) {
+        self.tree().release(fh.0);
+        self.shared.closed.notify_all();
     }
 
     /// Creates a node and answers with its entry.
@@ -273,8 +279,7 @@ impl Filesystem for CrashFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.tree().release(fh.0);
-        self.shared.closed.notify_all();
+        self.close(fh);
         reply.ok();
     }
 
@@ -311,8 +316,7 @@ impl Filesystem for CrashFuse {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.tree().release(fh.0);
-        self.shared.closed.notify_all();
+        self.close(fh);
         reply.ok();
     }
 
