@@ -93,3 +93,60 @@ fn metrics_render_through_a_local_recorder() {
     assert!(text.contains("# HELP rocklog_write_latency_seconds"));
     assert!(text.contains("rocklog_batch_entries_bucket"));
 }
+
+/// `n` entries of 4 KiB pseudo-random bytes (incompressible, so flushed sizes are real),
+/// from index `first`.
+fn random_entries(first: u64, n: u64, seed: u64) -> Vec<rocklog::Entry> {
+    let mut x = seed | 1;
+    (first..first + n)
+        .map(|i| {
+            let payload: Vec<u8> = (0..512)
+                .flat_map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x.to_le_bytes()
+                })
+                .collect();
+            rocklog::Entry::new(i, 1, payload)
+        })
+        .collect()
+}
+
+/// RocksDB's own counters follow the engine's work: every appended byte reaches the WAL,
+/// each serial commit's fsync is counted, entries are flushed into SST files, and entries
+/// purged while still in a memtable are dropped by its flush instead of written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_stats_count_wal_syncs_and_flushes() {
+    use rocklog::{ByteSize, Compression, LogId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.write_buffer_size = ByteSize::kib(256);
+    config.compression = Compression::None;
+    let store = LogStore::start(config).unwrap();
+    // Opening a new directory wrote only its format record.
+    let fresh = store.storage_stats();
+    assert!(fresh.wal_bytes < 1024 && fresh.flush_bytes == 0 && fresh.compaction_bytes == 0, "{fresh:?}");
+
+    // 1 MiB into group 2, each append purged right after it: a flush can catch at most
+    // one append's 16 KiB of it.
+    let purged = store.group(2);
+    for i in 0..64u64 {
+        purged.append(&random_entries(i * 4 + 1, 4, 7 + i)).await.unwrap();
+        purged.purge(LogId::new(1, i * 4 + 4)).await.unwrap();
+    }
+    // 2 MiB into group 1, kept: it pushes every earlier memtable through a flush.
+    let kept = store.group(1);
+    for i in 0..128u64 {
+        kept.append(&random_entries(i * 4 + 1, 4, 1000 + i)).await.unwrap();
+    }
+    let stats = store.storage_stats();
+    assert!(stats.wal_bytes >= 3 << 20, "{stats:?}");
+    assert!(stats.wal_syncs >= 128 + 128, "one fsync per serial write: {stats:?}");
+    // At most one 256 KiB memtable of group 1 is not flushed yet...
+    assert!(stats.flush_bytes >= (2 << 20) - (300 << 10), "{stats:?}");
+    // ...and had group 2's purged MiB been flushed, this would be above 2.7 MiB.
+    assert!(stats.flush_bytes <= (2 << 20) + (200 << 10), "purged entries reached an SST: {stats:?}");
+    store.shutdown().await.unwrap();
+}

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::shared::{Shared, Stats};
 use crate::state::LogState;
+use crate::storage::StorageStats;
 use crate::writer::Writer;
 use crate::writer::command::{Command, Op};
 use crate::writer::reply::{OnDurable, Reply};
@@ -68,10 +69,10 @@ impl LogStore {
         let span = tracing::info_span!("rocklog_open", path = %config.path.display());
         let _enter = span.enter();
         let started = Instant::now();
-        let (db, groups) = crate::storage::open(&config)?;
+        let (db, groups, statistics) = crate::storage::open(&config)?;
         tracing::info!(groups = groups.len(), elapsed = ?started.elapsed(), "rocklog opened");
         let (tx, rx) = flume::bounded(config.channel_capacity);
-        let shared = Arc::new(Shared::new(config, db, groups.clone(), Metrics::new()));
+        let shared = Arc::new(Shared::new(config, db, statistics, groups.clone(), Metrics::new()));
         let writer = Writer::new(rx, Arc::clone(&shared), groups);
         Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared }) }, writer))
     }
@@ -126,6 +127,13 @@ impl LogStore {
     /// Counters of the engine's work since it opened.
     pub fn stats(&self) -> Stats {
         self.shared().stats.snapshot()
+    }
+
+    /// RocksDB's own counters of the database since it opened: bytes written to the WAL,
+    /// flushed and compacted into SST files and into blob files, and time writers were
+    /// stalled.
+    pub fn storage_stats(&self) -> StorageStats {
+        self.shared().storage_stats()
     }
 
     /// True once a write has failed; see [`Error::Poisoned`].

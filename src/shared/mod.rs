@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::GroupState;
-use crate::storage::Groups;
+use crate::storage::{DbStatistics, Groups, StorageStats};
 pub(crate) use epoch::WriteEpoch;
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use poison::Poison;
@@ -55,15 +55,18 @@ pub(crate) struct Shared {
     poison: Poison,
     pub lifecycle: Lifecycle,
     pub stats: Counters,
+    /// RocksDB's own counters of the database.
+    statistics: DbStatistics,
     pub metrics: Metrics,
     #[cfg(feature = "__testing")]
     pub faults: Faults,
 }
 
 impl Shared {
-    pub fn new(config: Config, db: DB, groups: Groups, metrics: Metrics) -> Self {
+    pub fn new(config: Config, db: DB, statistics: DbStatistics, groups: Groups, metrics: Metrics) -> Self {
         Shared {
             config,
+            statistics,
             db: RwLock::new(Some(db)),
             groups: RwLock::new(groups),
             epoch: WriteEpoch::default(),
@@ -74,6 +77,11 @@ impl Shared {
             #[cfg(feature = "__testing")]
             faults: Faults::default(),
         }
+    }
+
+    /// RocksDB's counters now (they stay readable after the database closed).
+    pub fn storage_stats(&self) -> StorageStats {
+        self.statistics.snapshot()
     }
 
     /// The open database for one read, or `Closed`.

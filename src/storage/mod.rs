@@ -3,11 +3,13 @@
 //!
 //! - [`codec`]: key layout and record encodings (prost), the format version;
 //! - [`open`]: classifying a directory, RocksDB options, creating and opening it;
-//! - [`recover`]: rebuilding every group's state at open, O(groups).
+//! - [`recover`]: rebuilding every group's state at open, O(groups);
+//! - [`statistics`]: RocksDB's own counters of what reached the disk.
 
 pub(crate) mod codec;
 mod open;
 mod recover;
+mod statistics;
 
 use std::collections::HashMap;
 
@@ -19,6 +21,8 @@ use codec::{LOG_CF, META_CF};
 
 pub(crate) use open::{open, open_read_only};
 pub(crate) use recover::recover;
+pub(crate) use statistics::DbStatistics;
+pub use statistics::StorageStats;
 
 /// The in-memory state of every group, recovered at open and kept by the writer.
 pub(crate) type Groups = HashMap<u64, GroupState>;

@@ -8,7 +8,7 @@ use rocksdb::{
 };
 
 use super::codec::{self, FORMAT_KEY, FORMAT_VERSION, LOG_CF, META_CF};
-use super::{Groups, log_cf, meta_cf, recover};
+use super::{DbStatistics, Groups, log_cf, meta_cf, recover};
 use crate::config::{Compression, Config};
 use crate::error::{Error, Result};
 
@@ -85,8 +85,21 @@ fn options(config: &Config, create: bool) -> (Options, Vec<ColumnFamilyDescripto
     table.set_block_cache(&cache);
     let write_buffer = usize::try_from(config.write_buffer_size.bytes()).unwrap_or(usize::MAX);
 
+    // Sanitized by RocksDB to 0 under every WAL recovery mode but point-in-time (ours).
+    db.set_recycle_log_file_num(config.wal_recycle_files);
+    let buffers = i32::try_from(config.max_write_buffers).unwrap_or(i32::MAX);
+
     let mut log = Options::default();
     log.set_write_buffer_size(write_buffer);
+    log.set_max_write_buffer_number(buffers);
+    if config.blob_min_size.bytes() > 0 {
+        log.set_enable_blob_files(true);
+        log.set_min_blob_size(config.blob_min_size.bytes());
+        log.set_blob_file_size(config.write_buffer_size.bytes());
+        // A purge leaves whole blob files unreferenced, which RocksDB deletes; blob GC
+        // rewrites the live tail of files that are only partly purged.
+        log.set_enable_blob_gc(true);
+    }
     log.set_block_based_table_factory(&table);
     log.set_compression_type(match config.compression {
         Compression::None => DBCompressionType::None,
@@ -126,14 +139,15 @@ fn map_open_error(path: &Path, e: rocksdb::Error) -> Error {
 /// Opens (creating if new) the database at `config.path` for writing and recovers every
 /// group's state. Fails on a directory that is not rocklog's, of a newer format, locked by
 /// a live engine, or whose metadata does not decode.
-pub(crate) fn open(config: &Config) -> Result<(DB, Groups)> {
+pub(crate) fn open(config: &Config) -> Result<(DB, Groups, DbStatistics)> {
     let path = config.path.as_path();
     let existing = classify(path)?;
     if existing == Existing::New {
         begin_creation(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
     }
     let creating = existing != Existing::Database;
-    let (opts, cfs) = options(config, creating);
+    let (mut opts, cfs) = options(config, creating);
+    let statistics = DbStatistics::enable(&mut opts);
     let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| map_open_error(path, e))?;
     check_format(&db, path)?;
     if creating {
@@ -146,7 +160,7 @@ pub(crate) fn open(config: &Config) -> Result<(DB, Groups)> {
             .map_err(|source| Error::Io { path: marker, source })?;
     }
     let groups = recover(&db)?;
-    Ok((db, groups))
+    Ok((db, groups, statistics))
 }
 
 /// Creates the directory and the creation marker, both durable before RocksDB writes.
@@ -296,7 +310,7 @@ mod tests {
                 open_read_only(dir.path()).is_err(),
                 "{what}: an unfinished directory is not offered offline"
             );
-            let (db, groups) = open(&Config::new(dir.path())).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (db, groups, _) = open(&Config::new(dir.path())).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(groups.is_empty(), "{what}");
             assert!(!dir.path().join(CREATING_MARKER).exists(), "{what}: the marker is gone once complete");
             drop(db);
@@ -307,7 +321,7 @@ mod tests {
     #[test]
     fn a_version_1_directory_is_upgraded_on_open_and_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, _) = open(&Config::new(dir.path())).unwrap();
+        let (db, _, _) = open(&Config::new(dir.path())).unwrap();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(meta_cf(&db).unwrap(), codec::meta_key(5, MetaTag::Group), b"");
         let v1 = crate::records::FormatVersion { version: 1 };
@@ -315,7 +329,7 @@ mod tests {
         db.write(batch).unwrap();
         drop(db);
         assert_eq!(open_read_only(dir.path()).unwrap().1, 1, "offline tools read version 1 as is");
-        let (db, groups) = open(&Config::new(dir.path())).unwrap();
+        let (db, groups, _) = open(&Config::new(dir.path())).unwrap();
         assert!(groups.contains_key(&5));
         assert_eq!(read_format(&db).unwrap(), Some(FORMAT_VERSION));
     }
