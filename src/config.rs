@@ -12,7 +12,12 @@
 //! write_buffer_size = "64MiB"
 //! block_cache_size = "64MiB"
 //! compression = "lz4"          # "none", "lz4" or "zstd"
+//! wal_recycle_files = 0
+//! max_write_buffers = 2
+//! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! ```
+//!
+//! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,6 +99,26 @@ pub struct Config {
     pub block_cache_size: ByteSize,
     /// Compression of the log's SST files. Default: [`Compression::Lz4`].
     pub compression: Compression,
+    /// WAL files RocksDB keeps for reuse (`recycle_log_file_num`) instead of deleting
+    /// them once their memtables are flushed. A recycled WAL is overwritten in place, so
+    /// its fsyncs carry no file-size update; it takes effect only after the first WAL
+    /// files become obsolete, and keeps up to this many WAL files' worth of disk. Safe
+    /// with rocklog's point-in-time WAL recovery (RocksDB writes recyclable record
+    /// headers that tell old bytes from new). Range 0..=64; 0 turns it off. Default: 0.
+    pub wal_recycle_files: usize,
+    /// Memtables per column family, the one being written included
+    /// (`max_write_buffer_number`). With 2, a write that fills the active memtable while
+    /// the other is still being flushed stalls; more let writes go on through a slow
+    /// flush, at up to this many times `write_buffer_size` of memory. Range 2..=32.
+    /// Default: 2.
+    pub max_write_buffers: usize,
+    /// Entries whose stored record is at least this large go to RocksDB blob files at
+    /// flush, leaving only a small index in the SST files: compaction then moves the
+    /// index, not the payload, so large entries are written about twice (WAL, blob file)
+    /// instead of once per compaction level. Blob files whose entries were mostly purged
+    /// are rewritten by blob garbage collection during compaction. `0B` keeps every entry
+    /// in SST files. Range 0B or 1KiB..=1GiB. Default: `0B`.
+    pub blob_min_size: ByteSize,
 }
 
 impl Default for Config {
@@ -110,6 +135,9 @@ impl Default for Config {
             write_buffer_size: ByteSize::mib(64),
             block_cache_size: ByteSize::mib(64),
             compression: Compression::Lz4,
+            wal_recycle_files: 0,
+            max_write_buffers: 2,
+            blob_min_size: ByteSize(0),
         }
     }
 }
@@ -179,6 +207,17 @@ impl Config {
         check(self.block_cache_size <= ByteSize::gib(1024), || {
             format!("block_cache_size = {} is above 1TiB", self.block_cache_size)
         })?;
+        check(self.wal_recycle_files <= 64, || {
+            format!("wal_recycle_files = {} is outside 0..=64", self.wal_recycle_files)
+        })?;
+        check((2..=32).contains(&self.max_write_buffers), || {
+            format!("max_write_buffers = {} is outside 2..=32", self.max_write_buffers)
+        })?;
+        check(
+            self.blob_min_size == ByteSize(0)
+                || (ByteSize::kib(1)..=ByteSize::gib(1)).contains(&self.blob_min_size),
+            || format!("blob_min_size = {} is neither 0B nor within 1KiB..=1GiB", self.blob_min_size),
+        )?;
         Ok(())
     }
 }
@@ -210,6 +249,9 @@ mod tests {
         c.linger = Duration::from_micros(250);
         c.max_batch_bytes = ByteSize::kib(512);
         c.compression = Compression::Zstd;
+        c.wal_recycle_files = 4;
+        c.max_write_buffers = 4;
+        c.blob_min_size = ByteSize::kib(4);
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 
@@ -235,6 +277,10 @@ mod tests {
             ("durability = \"maybe\"", "durability"),
             ("max_batch_entrys = 5", "max_batch_entrys"),
             ("path = \"\"", "path"),
+            ("wal_recycle_files = 65", "wal_recycle_files"),
+            ("max_write_buffers = 1", "max_write_buffers"),
+            ("max_write_buffers = 33", "max_write_buffers"),
+            ("blob_min_size = \"512B\"", "blob_min_size"),
         ];
         for (toml, field) in cases {
             match Config::from_toml_str(toml) {

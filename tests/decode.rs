@@ -47,6 +47,9 @@ fn config_text() -> impl Strategy<Value = String> {
         "write_buffer_size",
         "block_cache_size",
         "compression",
+        "wal_recycle_files",
+        "max_write_buffers",
+        "blob_min_size",
         "nonsense",
     ]);
     let value = prop_oneof![
