@@ -36,6 +36,9 @@ enum Command {
     #[cfg(feature = "d-engine")]
     #[command(name = "import-d-engine")]
     ImportDEngine(import::ImportArgs),
+    /// W6's victim: appends to a filled store until killed (run by `bench`, not by hand).
+    #[command(name = "__bench-writer", hide = true)]
+    BenchWriter(bench::WriterArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Check(args) => read_only::check(&args),
         #[cfg(feature = "d-engine")]
         Command::ImportDEngine(args) => import::run(&args),
+        Command::BenchWriter(args) => bench::writer_child(&args),
     };
     match result {
         Ok(code) => code,

@@ -21,10 +21,11 @@ fn bench_json_has_every_field_for_every_backend() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows: Vec<&serde_json::Value> = json.as_array().unwrap().iter().collect();
     let backends: Vec<&str> = rows.iter().map(|r| r["backend"].as_str().unwrap()).collect();
-    let mut expected = vec!["rocklog", "raw", "rocksdb-sync", "seed-style"];
+    let mut expected = vec!["rocklog"];
     if cfg!(feature = "raft-engine") {
-        expected.push("raft-engine");
+        expected.extend(["raft-engine", "raft-engine-spawn-blocking"]);
     }
+    expected.extend(["rocksdb-sync", "raw-prealloc", "raw-batched"]);
     assert_eq!(backends, expected);
     for row in &rows {
         for field in [
@@ -68,6 +69,28 @@ fn bench_prints_a_table_with_ratios() {
     assert!(text.contains("rocklog vs rocksdb-sync"), "{text}");
 }
 
+/// The backends `--compare` leaves out run too, and `--plot` draws every backend of the
+/// run into an SVG file.
+#[test]
+fn bench_plots_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("run.svg");
+    let backends = ["rocklog", "raw", "seed-style", "rocksdb-sync-spawn-blocking", "raw-batched"];
+    let out = rocklog()
+        .args(["bench", "--appends", "16", "--proposers", "2", "--backends", &backends.join(",")])
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{text}");
+    for b in backends {
+        assert!(text.contains(&format!(">{b}</text>")), "{b} missing from the plot");
+    }
+    assert_eq!(text.matches("<circle").count(), backends.len());
+}
+
 #[test]
 fn bad_bench_arguments_are_refused() {
     for args in [
@@ -76,6 +99,7 @@ fn bad_bench_arguments_are_refused() {
         &["bench", "--proposers", "8", "--groups", "2", "--appends", "1"],
         &["bench", "--linger", "5 parsecs"],
         &["bench", "--durability", "maybe"],
+        &["bench", "--appends", "1", "--plot", "/nonexistent-dir/run.svg"],
     ] {
         let out = rocklog().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} succeeded");

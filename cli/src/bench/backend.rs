@@ -1,186 +1,235 @@
 //! The stores a workload can drive: rocklog, and the baselines a user would otherwise
-//! write — each behind the same calls, each acknowledging an append only once durable.
+//! write — each behind the same calls, each acknowledging an append only once durable,
+//! and each driven the way its own users drive it.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use prost::Message;
 use rocklog::{Config, Entry, LogId, LogStore};
-use rocksdb::statistics::Ticker;
+
+#[cfg(feature = "raft-engine")]
+use super::raft_engine::RaftEngine;
+use super::raw::{Raw, RawBatched, RawPrealloc};
+use super::rocks::Rocks;
 
 /// Which store a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// rocklog: group commit through one writer.
+    /// rocklog: group commit through one writer, appended to from tokio tasks.
     Rocklog,
-    /// A plain file: write + fdatasync per append, one at a time (the disk's floor).
-    Raw,
-    /// Bare RocksDB: one `WriteBatch` with sync = true per append, from `spawn_blocking`
-    /// (RocksDB's own write-group commit applies).
-    RocksdbSync,
-    /// Bare RocksDB the seed engine's way: manual WAL flush, write with sync = false,
-    /// then `flush_wal(true)` per append.
-    SeedStyle,
-    /// tikv's raft-engine 0.4, `write(batch, sync = true)` per append (built with the
-    /// `raft-engine` feature).
+    /// tikv's raft-engine 0.4 with TiKV's settings, `write(batch, sync = true)` per
+    /// append from one OS thread per proposer (built with the `raft-engine` feature).
     RaftEngine,
+    /// The same raft-engine called through `tokio::task::spawn_blocking`: as an async
+    /// caller would reach it.
+    RaftEngineSpawnBlocking,
+    /// Bare RocksDB: one `WriteBatch` with sync = true per append, from one OS thread per
+    /// proposer (RocksDB's own write-group commit applies).
+    RocksdbSync,
+    /// The same bare RocksDB called through `spawn_blocking`.
+    RocksdbSyncSpawnBlocking,
+    /// `pwrite` + `fdatasync` per append, one at a time, into a preallocated,
+    /// already-written file: the disk's floor for one durable append.
+    RawPrealloc,
+    /// Every queued proposer's bytes in one `write` + `fdatasync`: ideal group commit
+    /// with no engine.
+    RawBatched,
+    /// A growing file: `write` + `fdatasync` per append, one at a time.
+    Raw,
+    /// Bare RocksDB the seed engine's way: manual WAL flush, write with sync = false,
+    /// then `flush_wal(true)` per append, from OS threads.
+    SeedStyle,
 }
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rocklog => "rocklog",
-            Kind::Raw => "raw",
-            Kind::RocksdbSync => "rocksdb-sync",
-            Kind::SeedStyle => "seed-style",
             Kind::RaftEngine => "raft-engine",
+            Kind::RaftEngineSpawnBlocking => "raft-engine-spawn-blocking",
+            Kind::RocksdbSync => "rocksdb-sync",
+            Kind::RocksdbSyncSpawnBlocking => "rocksdb-sync-spawn-blocking",
+            Kind::RawPrealloc => "raw-prealloc",
+            Kind::RawBatched => "raw-batched",
+            Kind::Raw => "raw",
+            Kind::SeedStyle => "seed-style",
         }
+    }
+
+    /// Whether this backend needs the `raft-engine` feature.
+    pub fn is_raft_engine(self) -> bool {
+        matches!(self, Kind::RaftEngine | Kind::RaftEngineSpawnBlocking)
+    }
+
+    /// The backends `--compare` runs: rocklog, the peer engines driven natively and
+    /// through `spawn_blocking`, and the disk's floor and ceiling.
+    pub fn compared() -> Vec<Kind> {
+        let mut all = vec![Kind::Rocklog];
+        if cfg!(feature = "raft-engine") {
+            all.extend([Kind::RaftEngine, Kind::RaftEngineSpawnBlocking]);
+        }
+        all.extend([Kind::RocksdbSync, Kind::RawPrealloc, Kind::RawBatched]);
+        all
     }
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A baseline: a store with a blocking, durable append.
+pub enum Baseline {
+    Raw(Raw),
+    RawPrealloc(RawPrealloc),
+    RawBatched(RawBatched),
+    Rocks(Rocks),
+    #[cfg(feature = "raft-engine")]
+    RaftEngine(RaftEngine),
+}
+
+impl Baseline {
+    /// Appends `entries` to `group`, returning once they are durable.
+    pub fn append(&self, group: u64, entries: &[Entry]) -> Result<(), BoxError> {
+        match self {
+            Baseline::Raw(raw) => raw.append(entries),
+            Baseline::RawPrealloc(raw) => raw.append(entries),
+            Baseline::RawBatched(raw) => raw.append(entries),
+            Baseline::Rocks(db) => db.append(group, entries),
+            #[cfg(feature = "raft-engine")]
+            Baseline::RaftEngine(engine) => engine.append(group, entries),
+        }
+    }
+
+    /// Deletes each listed group's entries up to its log id, durably; `false` when the
+    /// baseline has no such operation (the raw files).
+    pub fn purge(&self, upto: &[(u64, LogId)]) -> Result<bool, BoxError> {
+        match self {
+            Baseline::Raw(_) | Baseline::RawPrealloc(_) | Baseline::RawBatched(_) => Ok(false),
+            Baseline::Rocks(db) => db.purge(upto).map(|()| true),
+            #[cfg(feature = "raft-engine")]
+            Baseline::RaftEngine(engine) => engine.purge(upto).map(|()| true),
+        }
+    }
+
+    /// Reads up to `n` entries of `group` from `lo`; `None` when the baseline cannot read.
+    pub fn read(&self, group: u64, lo: u64, n: u64) -> Result<Option<usize>, BoxError> {
+        match self {
+            Baseline::Raw(_) | Baseline::RawPrealloc(_) | Baseline::RawBatched(_) => Ok(None),
+            Baseline::Rocks(db) => db.read(group, lo, n).map(Some),
+            #[cfg(feature = "raft-engine")]
+            Baseline::RaftEngine(engine) => engine.read(group, lo, n).map(Some),
+        }
+    }
+
+    fn syncs(&self) -> u64 {
+        match self {
+            Baseline::Raw(raw) => raw.syncs(),
+            Baseline::RawPrealloc(raw) => raw.syncs(),
+            Baseline::RawBatched(raw) => raw.syncs(),
+            Baseline::Rocks(db) => db.syncs(),
+            #[cfg(feature = "raft-engine")]
+            Baseline::RaftEngine(_) => RaftEngine::syncs(),
+        }
+    }
+}
+
+/// How a baseline's proposers call it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drive {
+    /// One OS thread per proposer calling the blocking append: how its users drive it.
+    Threads,
+    /// tokio tasks reaching the blocking append through `spawn_blocking`.
+    SpawnBlocking,
+}
+
 /// An open store.
 pub enum Backend {
     Rocklog(LogStore),
-    Raw {
-        file: Arc<Mutex<File>>,
-        syncs: Arc<AtomicU64>,
-    },
-    Rocks {
-        db: Arc<rocksdb::DB>,
-        opts: rocksdb::Options,
-        seed: bool,
-    },
-    #[cfg(feature = "raft-engine")]
-    RaftEngine(super::raft_engine::RaftEngine),
-}
-
-fn key(group: u64, index: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&group.to_be_bytes());
-    k[8..].copy_from_slice(&index.to_be_bytes());
-    k
+    Baseline(Arc<Baseline>, Drive),
 }
 
 impl Backend {
     /// Opens a `kind` store in the empty directory `dir`.
     pub fn open(kind: Kind, dir: &Path, config: &Config) -> Result<Backend, BoxError> {
         std::fs::create_dir_all(dir)?;
-        Ok(match kind {
+        let baseline = |b: Baseline, drive| Ok(Backend::Baseline(Arc::new(b), drive));
+        match kind {
             Kind::Rocklog => {
                 let config = Config { path: dir.join("rocklog"), ..config.clone() };
-                Backend::Rocklog(LogStore::start(config)?)
+                Ok(Backend::Rocklog(LogStore::start(config)?))
             }
-            Kind::Raw => {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("raw.log"))?;
-                Backend::Raw { file: Arc::new(Mutex::new(file)), syncs: Arc::default() }
+            Kind::Raw => baseline(Baseline::Raw(Raw::open(dir)?), Drive::Threads),
+            Kind::RawPrealloc => baseline(Baseline::RawPrealloc(RawPrealloc::open(dir)?), Drive::Threads),
+            Kind::RawBatched => baseline(Baseline::RawBatched(RawBatched::open(dir)?), Drive::Threads),
+            Kind::RocksdbSync => baseline(Baseline::Rocks(Rocks::open(dir, config, false)?), Drive::Threads),
+            Kind::RocksdbSyncSpawnBlocking => {
+                baseline(Baseline::Rocks(Rocks::open(dir, config, false)?), Drive::SpawnBlocking)
             }
-            Kind::RocksdbSync | Kind::SeedStyle => {
-                let seed = kind == Kind::SeedStyle;
-                let mut opts = rocksdb::Options::default();
-                opts.create_if_missing(true);
-                opts.enable_statistics();
-                opts.set_manual_wal_flush(seed);
-                opts.set_write_buffer_size(
-                    usize::try_from(config.write_buffer_size.bytes()).unwrap_or(64 << 20),
-                );
-                opts.set_max_background_jobs(2);
-                let db = rocksdb::DB::open(&opts, dir.join("rocksdb"))?;
-                Backend::Rocks { db: Arc::new(db), opts, seed }
-            }
+            Kind::SeedStyle => baseline(Baseline::Rocks(Rocks::open(dir, config, true)?), Drive::Threads),
             #[cfg(feature = "raft-engine")]
             Kind::RaftEngine => {
-                Backend::RaftEngine(super::raft_engine::RaftEngine::open(&dir.join("raft-engine"))?)
+                baseline(Baseline::RaftEngine(RaftEngine::open(&dir.join("raft-engine"))?), Drive::Threads)
             }
+            #[cfg(feature = "raft-engine")]
+            Kind::RaftEngineSpawnBlocking => baseline(
+                Baseline::RaftEngine(RaftEngine::open(&dir.join("raft-engine"))?),
+                Drive::SpawnBlocking,
+            ),
             #[cfg(not(feature = "raft-engine"))]
-            Kind::RaftEngine => {
-                return Err("this rocklog was built without the raft-engine baseline; \
-                            rebuild with `--features raft-engine`"
-                    .into());
+            Kind::RaftEngine | Kind::RaftEngineSpawnBlocking => {
+                Err("this rocklog was built without the raft-engine baseline; \
+                     rebuild with `--features raft-engine`"
+                    .into())
             }
-        })
-    }
-
-    /// Appends `entries` to `group`, returning once they are durable.
-    pub async fn append(&self, group: u64, entries: Vec<Entry>) -> Result<(), BoxError> {
-        match self {
-            Backend::Rocklog(store) => Ok(store.group(group).append(&entries).await?),
-            Backend::Raw { file, syncs } => {
-                let (file, syncs) = (Arc::clone(file), Arc::clone(syncs));
-                tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
-                    let mut buf = Vec::new();
-                    for e in &entries {
-                        e.encode_length_delimited(&mut buf)?;
-                    }
-                    let mut f = file.lock().map_err(|_| "raw file lock poisoned")?;
-                    f.write_all(&buf)?;
-                    f.sync_data()?;
-                    syncs.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                })
-                .await?
-            }
-            Backend::Rocks { db, seed, .. } => {
-                let (db, seed) = (Arc::clone(db), *seed);
-                tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    for e in &entries {
-                        batch.put(key(group, e.index), e.encode_to_vec());
-                    }
-                    let mut wo = rocksdb::WriteOptions::default();
-                    wo.set_sync(!seed);
-                    db.write_opt(batch, &wo)?;
-                    if seed {
-                        db.flush_wal(true)?;
-                    }
-                    Ok(())
-                })
-                .await?
-            }
-            #[cfg(feature = "raft-engine")]
-            Backend::RaftEngine(engine) => engine.append(group, entries).await,
         }
     }
 
-    /// Deletes `group`'s entries up to `upto.index`, durably. `false` when the backend
-    /// has no such operation (raw).
-    pub async fn purge(&self, group: u64, upto: LogId) -> Result<bool, BoxError> {
+    /// The baseline to call from the proposers' own OS threads, if that is how this
+    /// backend is driven.
+    pub fn threaded(&self) -> Option<Arc<Baseline>> {
+        match self {
+            Backend::Baseline(b, Drive::Threads) => Some(Arc::clone(b)),
+            _ => None,
+        }
+    }
+
+    /// Appends `entries` to `group` from a task, returning once they are durable. A
+    /// baseline is reached through `spawn_blocking`, whatever its [`Drive`].
+    pub async fn append(&self, group: u64, entries: Vec<Entry>) -> Result<(), BoxError> {
+        match self {
+            Backend::Rocklog(store) => Ok(store.group(group).append(&entries).await?),
+            Backend::Baseline(b, _) => {
+                let b = Arc::clone(b);
+                tokio::task::spawn_blocking(move || b.append(group, &entries)).await?
+            }
+        }
+    }
+
+    /// Deletes each listed group's entries up to its log id, durably. `false` when the
+    /// backend has no such operation (the raw files). rocklog's purges go concurrently,
+    /// one per group, and share group commits; a baseline's go in one batch, as TiKV's
+    /// log GC batches them.
+    pub async fn purge(&self, upto: Vec<(u64, LogId)>) -> Result<bool, BoxError> {
         match self {
             Backend::Rocklog(store) => {
-                store.group(group).purge(upto).await?;
+                let mut tasks = tokio::task::JoinSet::new();
+                for (group, id) in upto {
+                    let group = store.group(group);
+                    tasks.spawn(async move { group.purge(id).await });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done??;
+                }
                 Ok(true)
             }
-            Backend::Raw { .. } => Ok(false),
-            Backend::Rocks { db, seed, .. } => {
-                let (db, seed) = (Arc::clone(db), *seed);
-                tokio::task::spawn_blocking(move || -> Result<bool, BoxError> {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    batch.delete_range(key(group, 0), key(group, upto.index + 1));
-                    let mut wo = rocksdb::WriteOptions::default();
-                    wo.set_sync(!seed);
-                    db.write_opt(batch, &wo)?;
-                    if seed {
-                        db.flush_wal(true)?;
-                    }
-                    Ok(true)
-                })
-                .await?
-            }
-            #[cfg(feature = "raft-engine")]
-            Backend::RaftEngine(engine) => {
-                engine.purge(group, upto).await?;
-                Ok(true)
+            Backend::Baseline(b, _) => {
+                let b = Arc::clone(b);
+                tokio::task::spawn_blocking(move || b.purge(&upto)).await?
             }
         }
     }
 
     /// Reads up to `n` entries of `group` from `lo`; the number read, or `None` when the
-    /// backend cannot read (raw).
+    /// backend cannot read (the raw files).
     pub fn read(&self, group: u64, lo: u64, n: u64) -> Result<Option<usize>, BoxError> {
         match self {
             Backend::Rocklog(store) => match store.group(group).entries(lo..lo + n, None) {
@@ -189,23 +238,7 @@ impl Backend {
                 Err(rocklog::Error::Compacted { .. } | rocklog::Error::GroupNotFound(_)) => Ok(Some(0)),
                 Err(e) => Err(e.into()),
             },
-            Backend::Raw { .. } => Ok(None),
-            Backend::Rocks { db, .. } => {
-                let mut ro = rocksdb::ReadOptions::default();
-                ro.set_iterate_upper_bound(key(group, lo + n).to_vec());
-                let mut it = db.raw_iterator_opt(ro);
-                it.seek(key(group, lo));
-                let mut count = 0;
-                while let Some(v) = it.value() {
-                    Entry::decode(v)?;
-                    count += 1;
-                    it.next();
-                }
-                it.status()?;
-                Ok(Some(count))
-            }
-            #[cfg(feature = "raft-engine")]
-            Backend::RaftEngine(engine) => Ok(Some(engine.read(group, lo, n)?)),
+            Backend::Baseline(b, _) => b.read(group, lo, n),
         }
     }
 
@@ -213,10 +246,22 @@ impl Backend {
     pub fn syncs(&self) -> u64 {
         match self {
             Backend::Rocklog(store) => store.stats().syncs,
-            Backend::Raw { syncs, .. } => syncs.load(Ordering::Relaxed),
-            Backend::Rocks { opts, .. } => opts.get_ticker_count(Ticker::WalFileSynced),
-            #[cfg(feature = "raft-engine")]
-            Backend::RaftEngine(_) => super::raft_engine::RaftEngine::syncs(),
+            Backend::Baseline(b, _) => b.syncs(),
+        }
+    }
+
+    /// Bytes RocksDB wrote into SST files so far, by flushes and by compactions; `None`
+    /// for a store without SST files.
+    pub fn sst_bytes(&self) -> Option<(u64, u64)> {
+        match self {
+            Backend::Rocklog(store) => {
+                let s = store.storage_stats();
+                Some((s.flush_bytes, s.compaction_bytes))
+            }
+            Backend::Baseline(b, _) => match &**b {
+                Baseline::Rocks(db) => Some(db.sst_bytes()),
+                _ => None,
+            },
         }
     }
 

@@ -1,5 +1,8 @@
-//! The workload driver: proposers as tokio tasks appending to their own groups, optional
-//! readers and a purger, every append's latency in an HDR histogram.
+//! The workload driver: proposers appending to their own groups, optional readers and a
+//! purger, every append's latency in an HDR histogram. rocklog's proposers are tokio
+//! tasks, as its users' are; a baseline's are OS threads calling its blocking append, as
+//! its users' are, or tokio tasks reaching it through `spawn_blocking` for the row that
+//! shows what an async caller pays.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +52,8 @@ pub struct Workload {
     /// Print RSS at this interval (soak runs).
     #[serde(skip)]
     pub rss_every: Option<Duration>,
+    /// W6: after the run (the fill), time reopens of the store.
+    pub recovery: bool,
 }
 
 /// What one run measured.
@@ -65,6 +70,11 @@ pub struct Measured {
     pub purges: Vec<Duration>,
     pub reads: u64,
     pub rss_samples: Vec<(Duration, u64)>,
+    /// Bytes written into SST files by flushes and by compactions during the run, for the
+    /// stores that have them.
+    pub sst_bytes: Option<(u64, u64)>,
+    /// W6's reopen times, filled in after the run.
+    pub reopens: Option<super::recovery::Reopens>,
 }
 
 /// A latency histogram in nanoseconds: 1 ns to 100 s at 3 significant digits.
@@ -108,6 +118,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     sys::reset_peak_rss();
     let before = sys::sample();
     let syncs_before = shared.backend.syncs();
+    let sst_before = shared.backend.sst_bytes();
     let started = Instant::now();
     let per_proposer_appends = match w.stop {
         Stop::Appends(n) => Some(n.div_ceil(w.proposers)),
@@ -116,10 +127,21 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
 
     let payload = payload_pool(w.entry_bytes);
     let mut proposers = Vec::new();
+    let threaded = shared.backend.threaded();
     for p in 0..w.proposers {
-        let (shared, payload, w) = (Arc::clone(&shared), payload.clone(), w.clone());
-        proposers
-            .push(tokio::spawn(async move { propose(shared, p, &w, payload, per_proposer_appends).await }));
+        let proposer = Proposer::new(Arc::clone(&shared), p, w, payload.clone(), per_proposer_appends)?;
+        proposers.push(match &threaded {
+            // A baseline's users call its blocking append from their own threads.
+            Some(baseline) => {
+                let baseline = Arc::clone(baseline);
+                Running::Thread(
+                    std::thread::Builder::new()
+                        .name(format!("proposer-{p}"))
+                        .spawn(move || proposer.run_blocking(|g, e| baseline.append(g, &e)))?,
+                )
+            }
+            None => Running::Task(tokio::spawn(proposer.run_async())),
+        });
     }
     let mut readers = Vec::new();
     for r in 0..w.readers {
@@ -153,7 +175,14 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     let mut latency_during_purge = histogram()?;
     let mut appends = 0;
     for p in proposers {
-        let (h, hp, n) = p.await??;
+        let (h, hp, n) = match p {
+            Running::Task(t) => t.await??,
+            Running::Thread(t) => {
+                // Joined off the runtime's workers, which rocklog's own tasks may need.
+                tokio::task::spawn_blocking(move || t.join().map_err(|_| "a proposer thread panicked"))
+                    .await???
+            }
+        };
         latency.add(&h)?;
         latency_during_purge.add(&hp)?;
         appends += n;
@@ -174,6 +203,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     };
     let after = sys::sample();
     let syncs = shared.backend.syncs() - syncs_before;
+    let sst_bytes = shared.backend.sst_bytes().zip(sst_before).map(|(a, b)| (a.0 - b.0, a.1 - b.1));
     let peak_rss = sys::peak_rss();
     let shared = Arc::into_inner(shared).ok_or("workload tasks still hold the backend")?;
     shared.backend.close().await?;
@@ -191,6 +221,8 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         purges,
         reads,
         rss_samples,
+        sst_bytes,
+        reopens: None,
     })
 }
 
@@ -221,40 +253,110 @@ fn payload_of(pool: &bytes::Bytes, group: u64, index: u64, len: usize) -> bytes:
     pool.slice(offset..offset + len)
 }
 
-async fn propose(
+/// A running proposer: a tokio task (rocklog, or a baseline through `spawn_blocking`) or
+/// an OS thread (a baseline driven natively).
+enum Running {
+    Task(tokio::task::JoinHandle<ProposerResult>),
+    Thread(std::thread::JoinHandle<ProposerResult>),
+}
+
+/// One proposer's state: its groups, the shared payload, its latency histograms.
+struct Proposer {
     shared: Arc<Shared>,
-    p: u64,
-    w: &Workload,
+    groups: Vec<u64>,
+    next: usize,
+    entry_bytes: usize,
+    entries_per_append: u64,
     payload: bytes::Bytes,
     limit: Option<u64>,
-) -> ProposerResult {
-    let mut latency = histogram()?;
-    let mut during_purge = histogram()?;
-    let groups: Vec<u64> = (p..w.groups).step_by(index(w.proposers)).collect();
-    let mut done = 0u64;
-    for g in groups.iter().cycle() {
-        if shared.stop.load(Ordering::Relaxed) || limit.is_some_and(|l| done >= l) {
-            break;
+    done: u64,
+    latency: Histogram<u64>,
+    during_purge: Histogram<u64>,
+}
+
+/// An append about to be timed.
+struct Pending {
+    group: u64,
+    last: u64,
+    purging: bool,
+    started: Instant,
+}
+
+impl Proposer {
+    fn new(
+        shared: Arc<Shared>,
+        p: u64,
+        w: &Workload,
+        payload: bytes::Bytes,
+        limit: Option<u64>,
+    ) -> Result<Self, BoxError> {
+        Ok(Proposer {
+            shared,
+            groups: (p..w.groups).step_by(index(w.proposers)).collect(),
+            next: 0,
+            entry_bytes: w.entry_bytes,
+            entries_per_append: w.entries_per_append,
+            payload,
+            limit,
+            done: 0,
+            latency: histogram()?,
+            during_purge: histogram()?,
+        })
+    }
+
+    /// The next append's group and entries (built before the clock starts), or `None`
+    /// once the run is over.
+    fn next_append(&mut self) -> Option<(Pending, Vec<Entry>)> {
+        if self.shared.stop.load(Ordering::Relaxed) || self.limit.is_some_and(|l| self.done >= l) {
+            return None;
         }
-        let first = shared.last[index(*g)].load(Ordering::Relaxed) + 1;
-        let entries: Vec<Entry> = (first..first + w.entries_per_append)
+        let g = *self.groups.get(self.next % self.groups.len().max(1))?;
+        self.next += 1;
+        let first = self.shared.last[index(g)].load(Ordering::Relaxed) + 1;
+        let last = first + self.entries_per_append - 1;
+        let entries = (first..=last)
             .map(|i| {
-                Entry::new(i, 1, bytes::Bytes::copy_from_slice(&payload_of(&payload, *g, i, w.entry_bytes)))
+                let payload = payload_of(&self.payload, g, i, self.entry_bytes);
+                Entry::new(i, 1, bytes::Bytes::copy_from_slice(&payload))
             })
             .collect();
-        let purging = shared.purging.load(Ordering::Relaxed);
-        let started = Instant::now();
-        shared.backend.append(*g, entries).await?;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
-        latency.saturating_record(nanos);
-        if purging || shared.purging.load(Ordering::Relaxed) {
-            during_purge.saturating_record(nanos);
-        }
-        shared.last[index(*g)].store(first + w.entries_per_append - 1, Ordering::Relaxed);
-        shared.progress.appends.fetch_add(1, Ordering::Relaxed);
-        done += 1;
+        let purging = self.shared.purging.load(Ordering::Relaxed);
+        Some((Pending { group: g, last, purging, started: Instant::now() }, entries))
     }
-    Ok((latency, during_purge, done))
+
+    /// Records a finished append.
+    fn finish(&mut self, p: &Pending) {
+        let nanos = u64::try_from(p.started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.latency.saturating_record(nanos);
+        if p.purging || self.shared.purging.load(Ordering::Relaxed) {
+            self.during_purge.saturating_record(nanos);
+        }
+        self.shared.last[index(p.group)].store(p.last, Ordering::Relaxed);
+        self.shared.progress.appends.fetch_add(1, Ordering::Relaxed);
+        self.done += 1;
+    }
+
+    fn into_figures(self) -> (Histogram<u64>, Histogram<u64>, u64) {
+        (self.latency, self.during_purge, self.done)
+    }
+
+    /// Appends from a tokio task until the run is over.
+    async fn run_async(mut self) -> ProposerResult {
+        while let Some((pending, entries)) = self.next_append() {
+            self.shared.backend.append(pending.group, entries).await?;
+            self.finish(&pending);
+        }
+        Ok(self.into_figures())
+    }
+
+    /// Appends from the calling OS thread through `append` until the run is over.
+    fn run_blocking(mut self, append: impl Fn(u64, Vec<Entry>) -> Result<(), BoxError>) -> ProposerResult {
+        while let Some((pending, entries)) = self.next_append() {
+            append(pending.group, entries)?;
+            self.finish(&pending);
+        }
+        Ok(self.into_figures())
+    }
 }
 
 async fn read_loop(shared: Arc<Shared>, r: u64, groups: u64) -> Result<u64, BoxError> {
@@ -284,22 +386,15 @@ async fn purge_loop(shared: Arc<Shared>, spec: Purge) -> Result<Vec<Duration>, B
         }
         shared.purging.store(true, Ordering::Relaxed);
         let started = Instant::now();
-        // Every group at once, as a multi-raft node's groups would: they share commits.
-        let mut tasks = Vec::new();
-        for g in 0..shared.last.len() as u64 {
-            let last = shared.last[index(g)].load(Ordering::Relaxed);
-            if last > spec.keep {
-                let shared = Arc::clone(&shared);
-                tasks.push(tokio::spawn(async move {
-                    shared.backend.purge(g, LogId::new(1, last - spec.keep)).await
-                }));
-            }
-        }
-        let purged_any = !tasks.is_empty();
-        let mut supported = true;
-        for t in tasks {
-            supported &= t.await??;
-        }
+        // Every group at once, as a multi-raft node's log GC would.
+        let upto: Vec<(u64, LogId)> = (0..shared.last.len() as u64)
+            .filter_map(|g| {
+                let last = shared.last[index(g)].load(Ordering::Relaxed);
+                (last > spec.keep).then(|| (g, LogId::new(1, last - spec.keep)))
+            })
+            .collect();
+        let purged_any = !upto.is_empty();
+        let supported = !purged_any || shared.backend.purge(upto).await?;
         shared.purging.store(false, Ordering::Relaxed);
         if !supported {
             return Ok(times);

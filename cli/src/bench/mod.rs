@@ -5,9 +5,13 @@
 
 mod backend;
 mod driver;
+mod plot;
 #[cfg(feature = "raft-engine")]
 mod raft_engine;
+mod raw;
+mod recovery;
 mod report;
+mod rocks;
 mod sys;
 
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ use rocklog::{ByteSize, Config, Durability};
 
 use backend::{Backend, BoxError, Kind};
 use driver::{Progress, Purge, Stop, Workload};
+pub use recovery::{WriterArgs, writer_child};
 
 /// The standard workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,11 +40,21 @@ pub enum Preset {
     /// W5 purge under load: W2 plus a purge of every group each second keeping its last
     /// 100 entries (see --purge-keep), and 4 readers of 100-entry ranges.
     W5,
-    /// All of W1..W5 in turn.
+    /// W6 recovery: fill 1000 groups with 2 GiB (see --fill-bytes) in 64 KiB appends,
+    /// close, then time a clean reopen and a reopen after a killed writer, per round.
+    W6,
+    /// W7 steady state: W3's shape (1000 groups, 1 KiB × 10) for 30 s while every group
+    /// is purged each second down to its last 100 entries (see --purge-keep), as a Raft
+    /// node does after snapshots; reports write amplification and SST bytes.
+    W7,
+    /// All of W1..W7 in turn.
     All,
     /// W5 for a long time, printing RSS every 10 s (use with --duration 10m).
     Soak,
 }
+
+/// W6's default fill.
+const FILL_BYTES: u64 = 2 << 30;
 
 /// Options of `rocklog bench`.
 #[derive(clap::Args, Debug)]
@@ -63,13 +78,16 @@ pub struct BenchArgs {
     /// How long each run lasts, e.g. 5s, 10m.
     #[arg(long, value_parser = parse_positive_duration)]
     duration: Option<Duration>,
-    /// W5/soak: entries each group keeps when purged (the spec's 10000 needs runs long
+    /// W5/W7/soak: entries each group keeps when purged (the spec's 10000 needs runs long
     /// enough for the baselines to reach it; a purge costs the same whatever it keeps).
     #[arg(long)]
     purge_keep: Option<u64>,
-    /// W5/soak: how often every group is purged, e.g. 1s.
+    /// W5/W7/soak: how often every group is purged, e.g. 1s.
     #[arg(long, value_parser = parse_positive_duration)]
     purge_every: Option<Duration>,
+    /// W6: payload bytes to fill the store with before timing its reopens, e.g. 2GiB.
+    #[arg(long)]
+    fill_bytes: Option<ByteSize>,
     /// Stop each run after this many appends instead of after --duration.
     #[arg(long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     appends: Option<u64>,
@@ -94,8 +112,9 @@ pub struct BenchArgs {
     /// Serve Prometheus metrics at this address while running, e.g. 127.0.0.1:9184.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Run the baselines too: raw, rocksdb-sync, seed-style, and raft-engine when built
-    /// with the `raft-engine` feature.
+    /// Run the baselines too: raft-engine (when built with the `raft-engine` feature)
+    /// from threads and through `spawn_blocking`, rocksdb-sync, raw-prealloc and
+    /// raw-batched. `--backends` adds raw, seed-style and rocksdb-sync-spawn-blocking.
     #[arg(long)]
     compare: bool,
     /// Exactly which backends to run (overrides --compare).
@@ -110,6 +129,10 @@ pub struct BenchArgs {
     /// Show the progress bar even with --json.
     #[arg(long)]
     progress: bool,
+    /// Also draw the run as an SVG picture into this file: throughput per workload and
+    /// backend, and the latency percentiles.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// A duration above zero: a zero-length run or purge interval measures nothing.
@@ -139,6 +162,7 @@ fn preset(p: Preset) -> Vec<Workload> {
         readers: 0,
         purge: None,
         rss_every: None,
+        recovery: false,
     };
     let w5 = Workload {
         readers: 4,
@@ -151,7 +175,17 @@ fn preset(p: Preset) -> Vec<Workload> {
         Preset::W3 => vec![base("W3-multi-raft", 16, 1000, 1024, 10)],
         Preset::W4 => vec![base("W4-large", 4, 4, 64 * 1024, 1)],
         Preset::W5 => vec![w5],
-        Preset::All => [Preset::W1, Preset::W2, Preset::W3, Preset::W4, Preset::W5]
+        Preset::W6 => vec![Workload {
+            stop: Stop::Appends(FILL_BYTES.div_ceil(1024 * 64)),
+            recovery: true,
+            ..base("W6-recovery", 16, 1000, 1024, 64)
+        }],
+        Preset::W7 => vec![Workload {
+            stop: Stop::Duration(Duration::from_secs(30)),
+            purge: Some(Purge { every: Duration::from_secs(1), keep: 100 }),
+            ..base("W7-steady", 16, 1000, 1024, 10)
+        }],
+        Preset::All => [Preset::W1, Preset::W2, Preset::W3, Preset::W4, Preset::W5, Preset::W6, Preset::W7]
             .into_iter()
             .flat_map(preset)
             .collect(),
@@ -194,6 +228,11 @@ impl BenchArgs {
             if let Some(n) = self.appends {
                 w.stop = Stop::Appends(n);
             }
+            if w.recovery {
+                let bytes = self.fill_bytes.map_or(FILL_BYTES, ByteSize::bytes);
+                let per_append = (w.entry_bytes as u64 * w.entries_per_append).max(1);
+                w.stop = Stop::Appends(self.appends.unwrap_or(bytes.div_ceil(per_append)).max(1));
+            }
             if let Some(p) = w.purge.as_mut() {
                 p.keep = self.purge_keep.unwrap_or(p.keep);
                 p.every = self.purge_every.unwrap_or(p.every);
@@ -227,11 +266,7 @@ impl BenchArgs {
         if !self.backends.is_empty() {
             self.backends.clone()
         } else if self.compare {
-            let mut all = vec![Kind::Rocklog, Kind::Raw, Kind::RocksdbSync, Kind::SeedStyle];
-            if cfg!(feature = "raft-engine") {
-                all.push(Kind::RaftEngine);
-            }
-            all
+            Kind::compared()
         } else {
             vec![Kind::Rocklog]
         }
@@ -247,7 +282,7 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
     let config = args.config()?;
     let workloads = args.workloads();
     let backends = args.backends();
-    if !cfg!(feature = "raft-engine") && backends.contains(&Kind::RaftEngine) {
+    if !cfg!(feature = "raft-engine") && backends.iter().any(|k| k.is_raft_engine()) {
         return Err("the raft-engine baseline is not built in; rebuild with `--features raft-engine`".into());
     }
     if args.rounds == 0 {
@@ -260,6 +295,10 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
             "{name}: {groups} groups for {proposers} proposers: each proposer needs its own group"
         )
         .into());
+    }
+    // Created now, so a path that cannot be written fails before a long run, not after.
+    if let Some(path) = &args.plot {
+        std::fs::File::create(path).map_err(|e| format!("--plot {}: {e}", path.display()))?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(addr) = args.metrics_addr {
@@ -283,8 +322,18 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
     let show_progress = !args.json || args.progress;
     let mut results = Vec::new();
     for w in &workloads {
+        let runs_here: Vec<Kind> = if w.recovery {
+            let (keep, skip): (Vec<Kind>, Vec<Kind>) = backends.iter().partition(|k| recovery::reopens(**k));
+            if !skip.is_empty() && !args.json {
+                let names: Vec<&str> = skip.iter().map(|k| k.name()).collect();
+                eprintln!("{}: skipping {} (nothing to reopen)", w.name, names.join(", "));
+            }
+            keep
+        } else {
+            backends.clone()
+        };
         let mut runs: Vec<(Kind, Vec<driver::Measured>)> =
-            backends.iter().map(|k| (*k, Vec::new())).collect();
+            runs_here.iter().map(|k| (*k, Vec::new())).collect();
         for round in 0..args.rounds {
             // Rotate the order each round, so no backend always runs right after another's
             // cleanup; and flush every dirty page first, so one run's writeback does not
@@ -295,14 +344,29 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
                 nix::unistd::sync();
                 let dir = root.join(format!("{}-{}-{}", w.name, kind.name(), round));
                 let label = format!("{} {} round {}/{}", w.name, kind.name(), round + 1, args.rounds);
-                let m = runtime
+                let mut m = runtime
                     .block_on(run_one(*kind, &dir, &config, w, &label, show_progress))
                     .map_err(|e| format!("{label}: {e}"))?;
+                if w.recovery {
+                    let mut reopens = recovery::Reopens::default();
+                    runtime
+                        .block_on(recovery::round(*kind, &dir, &config, &mut reopens))
+                        .map_err(|e| format!("{label}: reopen: {e}"))?;
+                    m.reopens = Some(reopens);
+                }
                 std::fs::remove_dir_all(&dir).ok();
                 measured.push(m);
             }
         }
         results.push(report::summarize(w, &runs, args.rounds, &config));
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "rocklog bench — {} round(s), medians; rocklog durability {:?}",
+            args.rounds, config.durability
+        );
+        std::fs::write(path, plot::svg(&results, &title))
+            .map_err(|e| format!("--plot {}: {e}", path.display()))?;
     }
     if args.json {
         // One object per (workload, backend).

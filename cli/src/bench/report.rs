@@ -36,6 +36,22 @@ pub struct Summary {
     pub p99_during_purge_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads_per_sec: Option<f64>,
+    /// Bytes written into SST files by memtable flushes, per payload byte appended (the
+    /// stores with SST files). Entries purged before their memtable's flush add nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_amp: Option<f64>,
+    /// Bytes written into SST files by compactions, per payload byte appended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction_amp: Option<f64>,
+    /// W6: median clean reopen, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reopen_clean_ms_p50: Option<f64>,
+    /// W6: median reopen after a killed writer, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reopen_after_kill_ms_p50: Option<f64>,
+    /// W6: whether the page cache was dropped before every reopen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reopen_cold: Option<bool>,
     /// (seconds, bytes) RSS samples of a soak run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rss_samples: Vec<(f64, u64)>,
@@ -85,6 +101,29 @@ fn one(m: &Measured) -> [f64; 12] {
     ]
 }
 
+/// The median over rounds of SST bytes (flushed or compacted, as `pick` says) per payload
+/// byte; `None` for a store without SST files.
+fn sst_amp(measured: &[Measured], pick: impl Fn((u64, u64)) -> u64) -> Option<f64> {
+    let amps: Vec<f64> = measured
+        .iter()
+        .filter_map(|m| m.sst_bytes.map(|b| pick(b) as f64 / m.payload_bytes.max(1) as f64))
+        .collect();
+    (!amps.is_empty()).then(|| median(amps))
+}
+
+/// The median of one kind of W6 reopen over every round, ms; `None` for other workloads.
+fn reopen_median(
+    measured: &[Measured],
+    pick: impl Fn(&super::recovery::Reopens) -> &Vec<std::time::Duration>,
+) -> Option<f64> {
+    let times: Vec<f64> = measured
+        .iter()
+        .filter_map(|m| m.reopens.as_ref())
+        .flat_map(|r| pick(r).iter().map(|d| d.as_secs_f64() * 1e3))
+        .collect();
+    (!times.is_empty()).then(|| median(times))
+}
+
 /// Medians over rounds for every backend of one workload.
 pub fn summarize(
     w: &Workload,
@@ -118,6 +157,15 @@ pub fn summarize(
                 purge_ms_p50: has_purges.then(|| median(purges.clone())),
                 purge_ms_max: has_purges.then_some(purge_max),
                 p99_during_purge_us: has_purges.then(|| col(11)),
+                flush_amp: sst_amp(measured, |(flush, _)| flush),
+                compaction_amp: sst_amp(measured, |(_, compaction)| compaction),
+                reopen_clean_ms_p50: reopen_median(measured, |r| &r.clean),
+                reopen_after_kill_ms_p50: reopen_median(measured, |r| &r.after_kill),
+                reopen_cold: measured
+                    .iter()
+                    .filter_map(|m| m.reopens.as_ref())
+                    .map(|r| r.cold)
+                    .reduce(|a, b| a && b),
                 reads_per_sec: (w.readers > 0 && measured.iter().any(|m| m.reads > 0)).then(|| col(10)),
                 rss_samples: measured
                     .iter()
@@ -148,7 +196,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
             first.workload, w.proposers, w.groups, w.entry_bytes, w.entries_per_append, first.rounds
         );
         println!(
-            "  {:<13} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+            "  {:<27} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
             "backend",
             "entries/s",
             "MiB/s",
@@ -164,7 +212,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
         );
         for s in rows {
             println!(
-                "  {:<13} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>7.2} {:>8.0}",
+                "  {:<27} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>7.2} {:>8.0}",
                 s.backend,
                 s.entries_per_sec,
                 s.mib_per_sec,
@@ -178,10 +226,26 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
                 s.write_amp,
                 s.peak_rss_bytes as f64 / 1_048_576.0
             );
+            if let (Some(flush), Some(compaction), Some(_)) = (s.flush_amp, s.compaction_amp, s.purge_ms_p50)
+            {
+                println!(
+                    "  {:<27} SST bytes per payload byte: flushed {flush:.2}, compacted {compaction:.2}",
+                    ""
+                );
+            }
+            if let (Some(clean), Some(killed), Some(cold)) =
+                (s.reopen_clean_ms_p50, s.reopen_after_kill_ms_p50, s.reopen_cold)
+            {
+                println!(
+                    "  {:<27} reopen p50: clean {clean:.0} ms, after a kill {killed:.0} ms ({} page cache)",
+                    "",
+                    if cold { "cold" } else { "warm" }
+                );
+            }
             if let (Some(p50), Some(max), Some(p99)) = (s.purge_ms_p50, s.purge_ms_max, s.p99_during_purge_us)
             {
                 println!(
-                    "  {:<13} purge round p50 {p50:.1} ms, max {max:.1} ms; append p99 during purges {p99:.0} µs",
+                    "  {:<27} purge round p50 {p50:.1} ms, max {max:.1} ms; append p99 during purges {p99:.0} µs",
                     ""
                 );
             }
@@ -189,7 +253,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
         if let Some(r) = rows.iter().find(|s| s.backend == "rocklog") {
             for b in rows.iter().filter(|s| s.backend != "rocklog") {
                 println!(
-                    "  rocklog vs {:<13} throughput ×{:.2}   p50 ×{:.2}   p99 ×{:.2}   CPU/entry ×{:.2}",
+                    "  rocklog vs {:<27} throughput ×{:.2}   p50 ×{:.2}   p99 ×{:.2}   CPU/entry ×{:.2}",
                     b.backend,
                     r.entries_per_sec / b.entries_per_sec.max(1e-9),
                     r.p50_us / b.p50_us.max(1e-9),
