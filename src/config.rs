@@ -7,6 +7,7 @@
 //! max_batch_bytes = "4MiB"
 //! linger = "0s"
 //! adaptive_batching = true
+//! pipelined_sync = true
 //! channel_capacity = 1024
 //! max_entry_bytes = "16MiB"
 //! write_buffer_size = "64MiB"
@@ -85,6 +86,15 @@ pub struct Config {
     /// a few commands and all the rest. Never waits after a batch of one command, so a
     /// lone writer's latency is untouched. Default: true.
     pub adaptive_batching: bool,
+    /// Under [`Durability::Sync`], a batch of two or more writes is written unsynced and
+    /// fsynced by a second thread while the writer stages and writes the next batch, so
+    /// the fsync overlaps the work of answering one batch and gathering the next (as
+    /// [`Group::append_then`](crate::Group::append_then) batches always are). Every waiter
+    /// still hears `Ok` only after the fsync holding its write; what changes is that the
+    /// batch's entries are readable from the moment they are written, before that fsync,
+    /// like any Raft leader's entries before they are durable. A batch of one write is
+    /// synced inline, so a lone writer's latency is unchanged. Default: true.
+    pub pipelined_sync: bool,
     /// Commands that may wait for the writer. When full, writers wait (backpressure)
     /// instead of queueing without bound. Default: 1024.
     pub channel_capacity: usize,
@@ -130,6 +140,7 @@ impl Default for Config {
             max_batch_bytes: ByteSize::mib(4),
             linger: Duration::ZERO,
             adaptive_batching: true,
+            pipelined_sync: true,
             channel_capacity: 1024,
             max_entry_bytes: ByteSize::mib(16),
             write_buffer_size: ByteSize::mib(64),

@@ -42,6 +42,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "max_batch_bytes",
         "linger",
         "adaptive_batching",
+        "pipelined_sync",
         "channel_capacity",
         "max_entry_bytes",
         "write_buffer_size",

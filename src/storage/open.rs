@@ -85,7 +85,8 @@ fn options(config: &Config, create: bool) -> (Options, Vec<ColumnFamilyDescripto
     table.set_block_cache(&cache);
     let write_buffer = usize::try_from(config.write_buffer_size.bytes()).unwrap_or(usize::MAX);
 
-    // Sanitized by RocksDB to 0 under every WAL recovery mode but point-in-time (ours).
+    // RocksDB turns recycling off under the tolerate-corrupted-tail and absolute-consistency
+    // WAL recovery modes, not under point-in-time (ours): the LOG shows it in effect.
     db.set_recycle_log_file_num(config.wal_recycle_files);
     let buffers = i32::try_from(config.max_write_buffers).unwrap_or(i32::MAX);
 

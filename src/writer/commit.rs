@@ -4,7 +4,9 @@
 //! - *stage*: every command is validated against the state the earlier commands of the
 //!   batch leave and added to one `WriteBatch`; a refused command fails alone;
 //! - *write*: the batch goes to RocksDB through [`Wal`](super::wal::Wal) — synced, or
-//!   unsynced when the syncer thread will fsync it (a pipelined batch);
+//!   unsynced when the syncer thread will fsync it (a pipelined batch: one with an
+//!   `append_then` caller, or, under [`Config::pipelined_sync`](crate::Config), one of
+//!   several writers, so that its fsync overlaps the next batch's staging and writing);
 //! - *publish*: the groups' new state becomes visible to readers, only after the write;
 //! - *answer*: every waiter hears its outcome, or, for a pipelined batch, its callers hear
 //!   "visible" and the syncer answers after the fsync.
@@ -132,12 +134,16 @@ impl Writer {
         let Staged { mut outcomes, tally, flush } = stage_all(&mut staging, &shared, msgs);
         let (batch, changes) = staging.into_changes();
 
-        // Write. A batch with an `append_then` caller, or any batch while earlier
-        // pipelined ones still wait for their fsync, is pipelined: the syncer fsyncs it.
+        // Write. A batch with an `append_then` caller, a batch of several writers under
+        // `pipelined_sync`, or any batch while earlier pipelined ones still wait for their
+        // fsync, is pipelined: the syncer fsyncs it while the writer goes on.
         let wrote = !batch.is_empty();
+        let accepted = || outcomes.iter().filter(|o| o.result.is_ok() && o.enqueued.is_some());
         let pipelined = self.wal.syncs_each_batch()
             && (self.syncer.as_ref().is_some_and(Syncer::busy)
-                || (wrote && outcomes.iter().any(|o| o.visible.is_some() && o.result.is_ok())));
+                || (wrote
+                    && (accepted().any(|o| o.visible.is_some())
+                        || (shared.config.pipelined_sync && accepted().nth(1).is_some()))));
         let started = Instant::now();
         // Ok(whether this batch was fsynced here), or why it failed.
         let mut written: Result<bool, String> = Ok(false);

@@ -250,13 +250,13 @@ impl Backend {
         }
     }
 
-    /// Bytes RocksDB wrote into SST files so far, by flushes and by compactions; `None`
-    /// for a store without SST files.
-    pub fn sst_bytes(&self) -> Option<(u64, u64)> {
+    /// RocksDB's counters so far: SST bytes written by flushes and by compactions, and
+    /// microseconds writers stalled; `None` for a store without SST files.
+    pub fn sst_bytes(&self) -> Option<[u64; 3]> {
         match self {
             Backend::Rocklog(store) => {
                 let s = store.storage_stats();
-                Some((s.flush_bytes, s.compaction_bytes))
+                Some([s.flush_bytes + s.blob_bytes, s.compaction_bytes, s.stall_micros])
             }
             Backend::Baseline(b, _) => match &**b {
                 Baseline::Rocks(db) => Some(db.sst_bytes()),

@@ -70,9 +70,9 @@ pub struct Measured {
     pub purges: Vec<Duration>,
     pub reads: u64,
     pub rss_samples: Vec<(Duration, u64)>,
-    /// Bytes written into SST files by flushes and by compactions during the run, for the
-    /// stores that have them.
-    pub sst_bytes: Option<(u64, u64)>,
+    /// Bytes written into SST files by flushes and by compactions during the run
+    /// (and microseconds writers stalled), for the stores that have them.
+    pub sst_bytes: Option<[u64; 3]>,
     /// W6's reopen times, filled in after the run.
     pub reopens: Option<super::recovery::Reopens>,
 }
@@ -203,7 +203,11 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     };
     let after = sys::sample();
     let syncs = shared.backend.syncs() - syncs_before;
-    let sst_bytes = shared.backend.sst_bytes().zip(sst_before).map(|(a, b)| (a.0 - b.0, a.1 - b.1));
+    let sst_bytes = shared
+        .backend
+        .sst_bytes()
+        .zip(sst_before)
+        .map(|(a, b)| [a[0].saturating_sub(b[0]), a[1].saturating_sub(b[1]), a[2].saturating_sub(b[2])]);
     let peak_rss = sys::peak_rss();
     let shared = Arc::into_inner(shared).ok_or("workload tasks still hold the backend")?;
     shared.backend.close().await?;

@@ -43,6 +43,9 @@ pub struct Summary {
     /// Bytes written into SST files by compactions, per payload byte appended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compaction_amp: Option<f64>,
+    /// Milliseconds RocksDB stalled or slowed writers during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<f64>,
     /// W6: median clean reopen, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopen_clean_ms_p50: Option<f64>,
@@ -101,12 +104,12 @@ fn one(m: &Measured) -> [f64; 12] {
     ]
 }
 
-/// The median over rounds of SST bytes (flushed or compacted, as `pick` says) per payload
-/// byte; `None` for a store without SST files.
-fn sst_amp(measured: &[Measured], pick: impl Fn((u64, u64)) -> u64) -> Option<f64> {
+/// The median over rounds of SST bytes (flushed, 0, or compacted, 1) per payload byte;
+/// `None` for a store without SST files.
+fn sst_amp(measured: &[Measured], pick: usize) -> Option<f64> {
     let amps: Vec<f64> = measured
         .iter()
-        .filter_map(|m| m.sst_bytes.map(|b| pick(b) as f64 / m.payload_bytes.max(1) as f64))
+        .filter_map(|m| m.sst_bytes.map(|b| b[pick] as f64 / m.payload_bytes.max(1) as f64))
         .collect();
     (!amps.is_empty()).then(|| median(amps))
 }
@@ -157,8 +160,13 @@ pub fn summarize(
                 purge_ms_p50: has_purges.then(|| median(purges.clone())),
                 purge_ms_max: has_purges.then_some(purge_max),
                 p99_during_purge_us: has_purges.then(|| col(11)),
-                flush_amp: sst_amp(measured, |(flush, _)| flush),
-                compaction_amp: sst_amp(measured, |(_, compaction)| compaction),
+                flush_amp: sst_amp(measured, 0),
+                compaction_amp: sst_amp(measured, 1),
+                stall_ms: {
+                    let stalls: Vec<f64> =
+                        measured.iter().filter_map(|m| m.sst_bytes.map(|b| b[2] as f64 / 1e3)).collect();
+                    (!stalls.is_empty()).then(|| median(stalls))
+                },
                 reopen_clean_ms_p50: reopen_median(measured, |r| &r.clean),
                 reopen_after_kill_ms_p50: reopen_median(measured, |r| &r.after_kill),
                 reopen_cold: measured
@@ -226,10 +234,10 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
                 s.write_amp,
                 s.peak_rss_bytes as f64 / 1_048_576.0
             );
-            if let (Some(flush), Some(compaction), Some(_)) = (s.flush_amp, s.compaction_amp, s.purge_ms_p50)
+            if let (Some(flush), Some(compaction), Some(stall)) = (s.flush_amp, s.compaction_amp, s.stall_ms)
             {
                 println!(
-                    "  {:<27} SST bytes per payload byte: flushed {flush:.2}, compacted {compaction:.2}",
+                    "  {:<27} SST bytes per payload byte: flushed {flush:.2}, compacted {compaction:.2}; writers stalled {stall:.0} ms",
                     ""
                 );
             }

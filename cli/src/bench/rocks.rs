@@ -83,13 +83,11 @@ impl Rocks {
         Ok(count)
     }
 
-    /// Bytes written into SST files by flushes and by compactions, from RocksDB's
-    /// statistics.
-    pub fn sst_bytes(&self) -> (u64, u64) {
-        (
-            self.opts.get_ticker_count(Ticker::FlushWriteBytes),
-            self.opts.get_ticker_count(Ticker::CompactWriteBytes),
-        )
+    /// Bytes written into SST files by flushes and by compactions, and microseconds
+    /// writers stalled, from RocksDB's statistics.
+    pub fn sst_bytes(&self) -> [u64; 3] {
+        let t = |ticker| self.opts.get_ticker_count(ticker);
+        [t(Ticker::FlushWriteBytes), t(Ticker::CompactWriteBytes), t(Ticker::StallMicros)]
     }
 
     /// WAL syncs so far, from RocksDB's statistics.
