@@ -6,9 +6,9 @@
 //!   was written in full and synced before the run, wrapping around at its end as a
 //!   recycled log would. No sync carries a size or extent change: this is the disk's floor
 //!   for one durable append.
-//! - [`RawBatched`]: every queued proposer's bytes in one `write` + `fdatasync` (the first
-//!   waiter to find no sync under way leads the next one): ideal group commit with no
-//!   engine, the ceiling for many concurrent proposers.
+//! - [`RawBatched`]: every queued proposer's bytes in one `pwrite` + `fdatasync` into such
+//!   a preallocated file (the first waiter to find no sync under way leads the next one):
+//!   ideal group commit with no engine, the ceiling for many concurrent proposers.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -65,25 +65,28 @@ impl Raw {
     }
 }
 
-/// Bytes of [`RawPrealloc`]'s file: written in full and synced when opened, so every
+/// Bytes of the preallocated files: written in full and synced when opened, so every
 /// later `pwrite` overwrites allocated, written blocks.
 const PREALLOC_BYTES: u64 = 64 << 20;
 
-/// `pwrite` + `fdatasync` into a preallocated, already-written file.
-pub struct RawPrealloc {
+/// A preallocated, already-written file, overwritten from its start and wrapping at its
+/// end as a recycled log is: no sync into it carries a size or extent change.
+struct Ring {
     file: File,
-    /// Next write offset; under the lock, so appends go one at a time as on a log.
-    offset: Mutex<u64>,
-    syncs: AtomicU64,
+    /// Next write offset.
+    offset: u64,
 }
 
-impl RawPrealloc {
-    /// Creates `raw-prealloc.log` in `dir`, writes [`PREALLOC_BYTES`] of zeros into it and
-    /// syncs it (file and directory), before the run's clock starts.
-    pub fn open(dir: &Path) -> Result<Self, BoxError> {
-        let path = dir.join("raw-prealloc.log");
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path)?;
-        let chunk = vec![0u8; 4 << 20];
+impl Ring {
+    /// Creates `name` in `dir`, writes [`PREALLOC_BYTES`] of zeros into it and syncs it
+    /// (file and directory), before the run's clock starts.
+    fn create(dir: &Path, name: &str) -> Result<Self, BoxError> {
+        let file =
+            OpenOptions::new().create(true).read(true).write(true).truncate(true).open(dir.join(name))?;
+        // Page by page: a large write would fill the page cache with large folios, and
+        // Linux accounts a whole folio as written (`/proc/self/io`) when one byte of it
+        // is dirtied again, which would report megabytes per append.
+        let chunk = vec![0u8; 4096];
         let mut at = 0;
         while at < PREALLOC_BYTES {
             file.write_all_at(&chunk, at)?;
@@ -91,26 +94,45 @@ impl RawPrealloc {
         }
         file.sync_all()?;
         File::open(dir)?.sync_all()?;
-        Ok(RawPrealloc { file, offset: Mutex::new(0), syncs: AtomicU64::new(0) })
+        Ok(Ring { file, offset: 0 })
+    }
+
+    /// Writes `buf` at the next offset (from the start again when it does not fit) and
+    /// fdatasyncs it.
+    fn write_synced(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let len = buf.len() as u64;
+        if len > PREALLOC_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a write of {len} bytes exceeds the {PREALLOC_BYTES}-byte preallocated file"
+            )));
+        }
+        if self.offset + len > PREALLOC_BYTES {
+            self.offset = 0;
+        }
+        self.file.write_all_at(buf, self.offset)?;
+        self.file.sync_data()?;
+        self.offset += len;
+        Ok(())
+    }
+}
+
+/// `pwrite` + `fdatasync` into a preallocated, already-written file, one append at a time.
+pub struct RawPrealloc {
+    /// Under the lock, so appends go one at a time as on a log.
+    ring: Mutex<Ring>,
+    syncs: AtomicU64,
+}
+
+impl RawPrealloc {
+    /// Creates and fills `raw-prealloc.log` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, BoxError> {
+        Ok(RawPrealloc { ring: Mutex::new(Ring::create(dir, "raw-prealloc.log")?), syncs: AtomicU64::new(0) })
     }
 
     /// Overwrites the next bytes of the file with `entries` and syncs them.
     pub fn append(&self, entries: &[Entry]) -> Result<(), BoxError> {
         let buf = encode(entries)?;
-        let len = buf.len() as u64;
-        if len > PREALLOC_BYTES {
-            return Err(format!(
-                "raw-prealloc: an append of {len} bytes exceeds its {PREALLOC_BYTES}-byte file"
-            )
-            .into());
-        }
-        let mut offset = lock(&self.offset)?;
-        if *offset + len > PREALLOC_BYTES {
-            *offset = 0;
-        }
-        self.file.write_all_at(&buf, *offset)?;
-        self.file.sync_data()?;
-        *offset += len;
+        lock(&self.ring)?.write_synced(&buf)?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -136,20 +158,20 @@ struct Queue {
     failed: Option<String>,
 }
 
-/// Group commit with no engine: one `write` + `fdatasync` for every queued append.
+/// Group commit with no engine: one `pwrite` + `fdatasync` into a preallocated file for
+/// every queued append.
 pub struct RawBatched {
-    file: Mutex<File>,
+    ring: Mutex<Ring>,
     queue: Mutex<Queue>,
     synced: Condvar,
     syncs: AtomicU64,
 }
 
 impl RawBatched {
-    /// Creates `raw-batched.log` in `dir`.
+    /// Creates and fills `raw-batched.log` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, BoxError> {
-        let file = OpenOptions::new().create(true).append(true).open(dir.join("raw-batched.log"))?;
         Ok(RawBatched {
-            file: Mutex::new(file),
+            ring: Mutex::new(Ring::create(dir, "raw-batched.log")?),
             queue: Mutex::new(Queue::default()),
             synced: Condvar::new(),
             syncs: AtomicU64::new(0),
@@ -181,12 +203,10 @@ impl RawBatched {
         let batch = std::mem::take(&mut q.pending);
         let upto = q.queued;
         drop(q);
-        let result = (|| -> std::io::Result<()> {
-            let mut file =
-                self.file.lock().map_err(|_| std::io::Error::other("raw-batched: file lock poisoned"))?;
-            file.write_all(&batch)?;
-            file.sync_data()
-        })();
+        let result = match self.ring.lock() {
+            Ok(mut ring) => ring.write_synced(&batch),
+            Err(_) => Err(std::io::Error::other("raw-batched: file lock poisoned")),
+        };
         let mut q = lock(&self.queue)?;
         q.syncing = false;
         match &result {
@@ -239,7 +259,8 @@ mod tests {
         let bytes = std::fs::read(dir.path().join("raw-batched.log")).unwrap();
         let mut buf = bytes.as_slice();
         let mut seen = Vec::new();
-        while !buf.is_empty() {
+        // Records up to the first zero byte: the rest of the file is its prefill.
+        while buf.first().is_some_and(|b| *b != 0) {
             seen.push(Entry::decode_length_delimited(&mut buf).unwrap().index);
         }
         seen.sort_unstable();
@@ -261,7 +282,7 @@ mod tests {
         assert_eq!(len, PREALLOC_BYTES);
         assert_eq!(raw.syncs(), 100);
         let mut head = vec![0u8; 200];
-        raw.file.read_exact_at(&mut head, 0).unwrap();
+        raw.ring.lock().unwrap().file.read_exact_at(&mut head, 0).unwrap();
         assert_eq!(Entry::decode_length_delimited(head.as_slice()).unwrap().index, 0);
     }
 }
