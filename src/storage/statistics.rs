@@ -15,13 +15,15 @@ pub struct StorageStats {
     pub wal_bytes: u64,
     /// WAL fsyncs RocksDB performed.
     pub wal_syncs: u64,
-    /// Bytes of SST files written by memtable flushes. Entries purged while still in a
-    /// memtable are dropped by the flush and never counted here.
+    /// Bytes written by memtable flushes: SST files, and blob files when entries go to
+    /// blob files. Entries purged while still in a memtable are dropped by the flush and
+    /// never counted here.
     pub flush_bytes: u64,
     /// Bytes of SST files written by compactions.
     pub compaction_bytes: u64,
     /// Bytes of blob files written (entries at least
-    /// [`Config::blob_min_size`](crate::Config::blob_min_size)).
+    /// [`Config::blob_min_size`](crate::Config::blob_min_size)), by flushes (also counted
+    /// in `flush_bytes`) and by blob garbage collection.
     pub blob_bytes: u64,
     /// Microseconds writers were stalled or slowed down by RocksDB (too many memtables or
     /// L0 files waiting for flush or compaction).

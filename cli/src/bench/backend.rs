@@ -256,7 +256,7 @@ impl Backend {
         match self {
             Backend::Rocklog(store) => {
                 let s = store.storage_stats();
-                Some([s.flush_bytes + s.blob_bytes, s.compaction_bytes, s.stall_micros])
+                Some([s.flush_bytes, s.compaction_bytes, s.stall_micros])
             }
             Backend::Baseline(b, _) => match &**b {
                 Baseline::Rocks(db) => Some(db.sst_bytes()),
