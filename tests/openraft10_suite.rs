@@ -27,8 +27,8 @@ type Tc = TypeConfig;
 
 // ----- openraft's suite -----
 
-fn build_error(e: impl ToString) -> StorageError<Tc> {
-    StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, std::io::Error::other(e.to_string()))
+fn build_error(e: impl Into<kv::BoxError>) -> StorageError<Tc> {
+    StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, std::io::Error::other(e))
 }
 
 /// A fresh engine in its own temporary directory for every case; the directory (the

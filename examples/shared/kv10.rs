@@ -41,8 +41,8 @@ pub struct KvStateMachine {
     file: SnapshotFile,
 }
 
-fn sm_error(e: impl ToString) -> io::Error {
-    io::Error::other(e.to_string())
+fn sm_error(e: impl Into<BoxError>) -> io::Error {
+    io::Error::other(e)
 }
 
 impl KvStateMachine {

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn the_standard_leader_id_gives_its_term_too() {
         let id = LogId::new(leader_id_std::CommittedLeaderId::new(9), 4);
-        let entry: EntryOf<Std> = Entry::new(id.clone(), EntryPayload::Blank);
+        let entry: EntryOf<Std> = Entry::new(id, EntryPayload::Blank);
         let stored = encode_entry::<Std>(&entry).unwrap();
         assert_eq!((stored.index, stored.term), (4, 9));
         assert_eq!(decode_entry::<Std>(&stored).unwrap().log_id, id);
