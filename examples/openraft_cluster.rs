@@ -21,13 +21,13 @@ mod cluster;
 #[path = "shared/kv.rs"]
 mod kv;
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -38,13 +38,29 @@ use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, Raft, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
     SnapshotPolicy, StorageError, StorageIOError, StoredMembership,
 };
-use rocklog::LogStore;
 use rocklog::openraft::LogStorage;
 
-use self::cluster::Cluster;
 use self::kv::{BoxError, KvData, Request, Response, SnapshotFile};
 
+// The version's names `cluster_example!` expands with.
 type Nid = u64;
+type Node = Raft<TypeConfig>;
+type RaftConfig = openraft::Config;
+type Down = Unreachable;
+
+fn leader_of(raft: &Node) -> Option<Nid> {
+    raft.metrics().borrow().current_leader
+}
+
+fn applied_of(raft: &Node) -> Option<LogId<Nid>> {
+    raft.metrics().borrow().last_applied
+}
+
+fn forwards(e: &RaftError<Nid, ClientWriteError<Nid, BasicNode>>) -> bool {
+    e.forward_to_leader::<BasicNode>().is_some()
+}
+
+cluster::cluster_example!(title: "openraft 0.9.25", config: {});
 
 openraft::declare_raft_types!(
     /// The types of the example's Raft.
@@ -173,44 +189,7 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
     }
 }
 
-// ----- the network: an in-memory router calling the target's Raft directly -----
-
-#[derive(Clone, Default)]
-struct Router {
-    nodes: Arc<Mutex<BTreeMap<Nid, Raft<TypeConfig>>>>,
-}
-
-impl Router {
-    fn nodes(&self) -> MutexGuard<'_, BTreeMap<Nid, Raft<TypeConfig>>> {
-        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-struct Connection {
-    router: Router,
-    target: Nid,
-}
-
-impl Connection {
-    /// The target's Raft, or `Unreachable` while it is down.
-    fn target(&self) -> Result<Raft<TypeConfig>, Unreachable> {
-        self.router.nodes().get(&self.target).cloned().ok_or_else(|| {
-            let down = std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                format!("node {} is down", self.target),
-            );
-            Unreachable::new(&down)
-        })
-    }
-}
-
-impl RaftNetworkFactory<TypeConfig> for Router {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: Nid, _node: &BasicNode) -> Connection {
-        Connection { router: self.clone(), target }
-    }
-}
+// ----- the network: the router calls the target's Raft directly -----
 
 impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
@@ -244,141 +223,4 @@ impl RaftNetwork<TypeConfig> for Connection {
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(50)))
     }
-}
-
-// ----- nodes and the cluster -----
-
-struct Running {
-    raft: Raft<TypeConfig>,
-    store: LogStore,
-    sm: KvStateMachine,
-}
-
-struct Cluster09 {
-    root: PathBuf,
-    router: Router,
-    config: Arc<openraft::Config>,
-    nodes: BTreeMap<Nid, Running>,
-}
-
-impl Cluster09 {
-    fn node(&self, id: Nid) -> Result<&Running, BoxError> {
-        self.nodes.get(&id).ok_or_else(|| format!("node {id} is not running").into())
-    }
-}
-
-impl Cluster for Cluster09 {
-    type Client = Router;
-
-    async fn start(&mut self, id: Nid) -> Result<(), BoxError> {
-        let dir = self.root.join(format!("node-{id}"));
-        std::fs::create_dir_all(&dir)?;
-        let store = LogStore::start(rocklog::Config::new(dir.join("log")))?;
-        let log = LogStorage::<TypeConfig>::open(store.group(1)).await?;
-        let sm = KvStateMachine::open(SnapshotFile(Some(dir.join("snapshot.bin"))))?;
-        let raft = Raft::new(id, Arc::clone(&self.config), self.router.clone(), log, sm.clone()).await?;
-        self.router.nodes().insert(id, raft.clone());
-        self.nodes.insert(id, Running { raft, store, sm });
-        Ok(())
-    }
-
-    async fn stop(&mut self, id: Nid) -> Result<(), BoxError> {
-        self.router.nodes().remove(&id);
-        if let Some(node) = self.nodes.remove(&id) {
-            node.raft.shutdown().await?;
-            node.store.shutdown().await?;
-        }
-        Ok(())
-    }
-
-    async fn initialize(&self) -> Result<(), BoxError> {
-        let members: BTreeMap<Nid, BasicNode> =
-            (1..=3).map(|id| (id, BasicNode::new(format!("node-{id}")))).collect();
-        self.node(1)?.raft.initialize(members).await?;
-        Ok(())
-    }
-
-    async fn leader(&self) -> Result<Nid, BoxError> {
-        let any = self.nodes.values().next().ok_or("no node is running")?;
-        let m = any
-            .raft
-            .wait(Some(Duration::from_secs(10)))
-            .metrics(|m| m.current_leader.is_some(), "a leader")
-            .await?;
-        m.current_leader.ok_or_else(|| "no leader".into())
-    }
-
-    fn client(&self) -> Router {
-        self.router.clone()
-    }
-
-    async fn write(router: &Router, req: Request) -> Result<(), String> {
-        for _ in 0..200 {
-            let leader = {
-                let nodes = router.nodes();
-                let leader_id = nodes.values().find_map(|raft| raft.metrics().borrow().current_leader);
-                leader_id.and_then(|id| nodes.get(&id).cloned())
-            };
-            if let Some(raft) = leader {
-                match raft.client_write(req.clone()).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.forward_to_leader::<BasicNode>().is_some() => {}
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err("no leader accepted the request for 4 s".into())
-    }
-
-    fn ids(&self) -> Vec<Nid> {
-        self.nodes.keys().copied().collect()
-    }
-
-    fn store(&self, id: Nid) -> Result<&LogStore, BoxError> {
-        Ok(&self.node(id)?.store)
-    }
-
-    fn applied(&self, id: Nid) -> Result<(Option<u64>, String), BoxError> {
-        let applied = self.node(id)?.raft.metrics().borrow().last_applied;
-        Ok((applied.map(|l| l.index), applied.map_or("nothing".into(), |l| l.to_string())))
-    }
-
-    async fn wait_applied(&self, id: Nid, index: Option<u64>) -> Result<(), BoxError> {
-        self.node(id)?
-            .raft
-            .wait(Some(Duration::from_secs(30)))
-            .applied_index_at_least(index, "catch up")
-            .await?;
-        Ok(())
-    }
-
-    fn kv(&self, id: Nid) -> Result<(BTreeMap<String, String>, u64), BoxError> {
-        let inner = self.node(id)?.sm.lock();
-        Ok((inner.data.kv.clone(), inner.installed))
-    }
-}
-
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    let (n, clients) = cluster::args()?;
-    let root = tempfile::tempdir()?;
-    let config = openraft::Config {
-        cluster_name: "rocklog-example".into(),
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        // Snapshot and purge during the run, so the restarted follower meets a purged log.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast((n / 2).max(100)),
-        max_in_snapshot_log_to_keep: (n / 10).max(10),
-        ..Default::default()
-    };
-    let mut cluster = Cluster09 {
-        root: root.path().to_owned(),
-        router: Router::default(),
-        config: Arc::new(config.validate()?),
-        nodes: BTreeMap::new(),
-    };
-    println!("openraft 0.9.25: 3 nodes, logs in {}/node-*/log", root.path().display());
-    cluster::run(&mut cluster, n, clients).await
 }

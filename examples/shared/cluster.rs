@@ -192,3 +192,189 @@ pub fn args() -> Result<(u64, u64), BoxError> {
     let clients: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(64).clamp(1, n.max(1));
     Ok((n, clients))
 }
+
+/// The parts of a cluster example that are the same code for both openraft versions,
+/// differing only in the types the names below stand for: the in-memory router, the
+/// running nodes, their [`Cluster`] implementation and `main`. Expanded in the example,
+/// whose scope provides the version's names: `Nid`, `TypeConfig`, `Node` (its `Raft`),
+/// `RaftConfig` (its `Config`), `Down` (its `Unreachable` error), `Raft`, `BasicNode`,
+/// `SnapshotPolicy`, `RaftNetworkFactory`, `LogStorage` (the rocklog adapter),
+/// `KvStateMachine` (with `open(SnapshotFile)` and `lock()` giving `data` and
+/// `installed`), and three accessors, `leader_of(&Node)`, `applied_of(&Node)` and
+/// `forwards(&client_write_error)`. `config` lists the example's own Raft settings.
+macro_rules! cluster_example {
+    (title: $title:expr, config: { $($field:ident : $value:expr),* $(,)? }) => {
+        /// The in-memory network: every running node's Raft by id.
+        #[derive(Clone, Default)]
+        struct Router {
+            nodes: ::std::sync::Arc<::std::sync::Mutex<::std::collections::BTreeMap<Nid, Node>>>,
+        }
+
+        impl Router {
+            fn nodes(&self) -> ::std::sync::MutexGuard<'_, ::std::collections::BTreeMap<Nid, Node>> {
+                self.nodes.lock().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
+        }
+
+        /// One node's connection to `target`, calling its Raft directly.
+        struct Connection {
+            router: Router,
+            target: Nid,
+        }
+
+        impl Connection {
+            /// The target's Raft, or `Unreachable` while it is down.
+            fn target(&self) -> Result<Node, Down> {
+                self.router.nodes().get(&self.target).cloned().ok_or_else(|| {
+                    let down = ::std::io::Error::new(
+                        ::std::io::ErrorKind::NotConnected,
+                        format!("node {} is down", self.target),
+                    );
+                    Down::new(&down)
+                })
+            }
+        }
+
+        impl RaftNetworkFactory<TypeConfig> for Router {
+            type Network = Connection;
+
+            async fn new_client(&mut self, target: Nid, _node: &BasicNode) -> Connection {
+                Connection { router: self.clone(), target }
+            }
+        }
+
+        struct Running {
+            raft: Node,
+            store: ::rocklog::LogStore,
+            sm: KvStateMachine,
+        }
+
+        /// The cluster: each node in `root/node-<id>`, its log in a rocklog engine there.
+        struct Nodes {
+            root: ::std::path::PathBuf,
+            router: Router,
+            config: ::std::sync::Arc<RaftConfig>,
+            nodes: ::std::collections::BTreeMap<Nid, Running>,
+        }
+
+        impl Nodes {
+            fn node(&self, id: Nid) -> Result<&Running, BoxError> {
+                self.nodes.get(&id).ok_or_else(|| format!("node {id} is not running").into())
+            }
+        }
+
+        impl cluster::Cluster for Nodes {
+            type Client = Router;
+
+            async fn start(&mut self, id: Nid) -> Result<(), BoxError> {
+                let dir = self.root.join(format!("node-{id}"));
+                ::std::fs::create_dir_all(&dir)?;
+                let store = ::rocklog::LogStore::start(::rocklog::Config::new(dir.join("log")))?;
+                let log = LogStorage::<TypeConfig>::open(store.group(1)).await?;
+                let sm = KvStateMachine::open(SnapshotFile(Some(dir.join("snapshot.bin"))))?;
+                let config = ::std::sync::Arc::clone(&self.config);
+                let raft = Raft::new(id, config, self.router.clone(), log, sm.clone()).await?;
+                self.router.nodes().insert(id, raft.clone());
+                self.nodes.insert(id, Running { raft, store, sm });
+                Ok(())
+            }
+
+            async fn stop(&mut self, id: Nid) -> Result<(), BoxError> {
+                self.router.nodes().remove(&id);
+                if let Some(node) = self.nodes.remove(&id) {
+                    node.raft.shutdown().await?;
+                    node.store.shutdown().await?;
+                }
+                Ok(())
+            }
+
+            async fn initialize(&self) -> Result<(), BoxError> {
+                let members: ::std::collections::BTreeMap<Nid, BasicNode> =
+                    (1..=3).map(|id| (id, BasicNode::new(format!("node-{id}")))).collect();
+                self.node(1)?.raft.initialize(members).await?;
+                Ok(())
+            }
+
+            async fn leader(&self) -> Result<Nid, BoxError> {
+                let any = self.nodes.values().next().ok_or("no node is running")?;
+                let timeout = Some(::std::time::Duration::from_secs(10));
+                let m = any.raft.wait(timeout).metrics(|m| m.current_leader.is_some(), "a leader").await?;
+                m.current_leader.ok_or_else(|| "no leader".into())
+            }
+
+            fn client(&self) -> Router {
+                self.router.clone()
+            }
+
+            async fn write(router: &Router, req: Request) -> Result<(), String> {
+                for _ in 0..200 {
+                    let leader = {
+                        let nodes = router.nodes();
+                        nodes.values().find_map(leader_of).and_then(|id| nodes.get(&id).cloned())
+                    };
+                    if let Some(raft) = leader {
+                        match raft.client_write(req.clone()).await {
+                            Ok(_) => return Ok(()),
+                            Err(e) if forwards(&e) => {}
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    tokio::time::sleep(::std::time::Duration::from_millis(20)).await;
+                }
+                Err("no leader accepted the request for 4 s".into())
+            }
+
+            fn ids(&self) -> Vec<Nid> {
+                self.nodes.keys().copied().collect()
+            }
+
+            fn store(&self, id: Nid) -> Result<&::rocklog::LogStore, BoxError> {
+                Ok(&self.node(id)?.store)
+            }
+
+            fn applied(&self, id: Nid) -> Result<(Option<u64>, String), BoxError> {
+                let applied = applied_of(&self.node(id)?.raft);
+                Ok((applied.map(|l| l.index), applied.map_or("nothing".into(), |l| l.to_string())))
+            }
+
+            async fn wait_applied(&self, id: Nid, index: Option<u64>) -> Result<(), BoxError> {
+                let timeout = Some(::std::time::Duration::from_secs(30));
+                self.node(id)?.raft.wait(timeout).applied_index_at_least(index, "catch up").await?;
+                Ok(())
+            }
+
+            fn kv(&self, id: Nid) -> Result<(::std::collections::BTreeMap<String, String>, u64), BoxError> {
+                let inner = self.node(id)?.sm.lock();
+                Ok((inner.data.kv.clone(), inner.installed))
+            }
+        }
+
+        #[tokio::main]
+        async fn main() -> Result<(), BoxError> {
+            let (n, clients) = cluster::args()?;
+            let root = tempfile::tempdir()?;
+            let config = RaftConfig {
+                cluster_name: "rocklog-example".into(),
+                heartbeat_interval: 50,
+                election_timeout_min: 150,
+                election_timeout_max: 300,
+                // Snapshot and purge during the run, so the restarted follower meets a
+                // purged log.
+                snapshot_policy: SnapshotPolicy::LogsSinceLast((n / 2).max(100)),
+                max_in_snapshot_log_to_keep: (n / 10).max(10),
+                $($field: $value,)*
+                ..Default::default()
+            };
+            let mut cluster = Nodes {
+                root: root.path().to_owned(),
+                router: Router::default(),
+                config: ::std::sync::Arc::new(config.validate()?),
+                nodes: ::std::collections::BTreeMap::new(),
+            };
+            println!("{}: 3 nodes, logs in {}/node-*/log", $title, root.path().display());
+            cluster::run(&mut cluster, n, clients).await
+        }
+    };
+}
+
+pub(crate) use cluster_example;

@@ -59,10 +59,6 @@ impl KvStateMachine {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    pub fn data(&self) -> Data {
-        self.lock().data.clone()
-    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for KvStateMachine {

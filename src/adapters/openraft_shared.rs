@@ -342,6 +342,8 @@ impl GroupLog {
 /// What both adapters' codec tests put in their entries.
 #[cfg(test)]
 pub(crate) mod test_payload {
+    #![allow(clippy::expect_used)]
+
     use serde::{Deserialize, Serialize};
 
     /// A user type that only a self-describing format decodes.
@@ -354,6 +356,22 @@ pub(crate) mod test_payload {
             value: Option<String>,
         },
         Raw(Vec<u8>),
+    }
+
+    /// Encodes and decodes each of `entries`: rocklog files it under `index_term`, and it
+    /// comes back whole (its `Debug` form: log id, leader id and payload).
+    pub(crate) fn assert_round_trips<E: std::fmt::Debug>(
+        entries: impl IntoIterator<Item = E>,
+        index_term: impl Fn(&E) -> (u64, u64),
+        encode: impl Fn(&E) -> Result<crate::Entry, super::Failure>,
+        decode: impl Fn(&crate::Entry) -> Result<E, super::Failure>,
+    ) {
+        for entry in entries {
+            let stored = encode(&entry).expect("encodes");
+            assert_eq!((stored.index, stored.term), index_term(&entry));
+            let back = decode(&stored).expect("decodes");
+            assert_eq!(format!("{back:?}"), format!("{entry:?}"));
+        }
     }
 
     // openraft 0.10 asks application data to be `Display`.

@@ -56,7 +56,7 @@ mod tests {
     use ::openraft::{CommittedLeaderId, EntryPayload, Membership};
 
     use super::*;
-    use crate::adapters::openraft_shared::test_payload::Request;
+    use crate::adapters::openraft_shared::test_payload::{Request, assert_round_trips};
 
     ::openraft::declare_raft_types!(Tc: D = Request, R = ());
 
@@ -81,12 +81,7 @@ mod tests {
                 payload: EntryPayload::Membership(Membership::new(vec![[1, 2, 3].into()], None)),
             },
         ];
-        for entry in entries {
-            let stored = encode_entry::<Tc>(&entry).unwrap();
-            assert_eq!((stored.index, stored.term), (entry.log_id.index, entry.log_id.leader_id.term));
-            let back = decode_entry::<Tc>(&stored).unwrap();
-            assert_eq!(back.log_id, entry.log_id);
-            assert_eq!(format!("{:?}", back.payload), format!("{:?}", entry.payload));
-        }
+        let index_term = |e: &::openraft::Entry<Tc>| (e.log_id.index, e.log_id.leader_id.term);
+        assert_round_trips(entries, index_term, encode_entry::<Tc>, decode_entry::<Tc>);
     }
 }

@@ -87,7 +87,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::adapters::openraft_shared::test_payload::Request;
+    use crate::adapters::openraft_shared::test_payload::{Request, assert_round_trips};
     use ::openraft10::type_config::alias::EntryOf;
     use ::openraft10::{Entry, EntryPayload, LogId, Membership};
 
@@ -111,13 +111,8 @@ mod tests {
                 EntryPayload::Membership(Membership::new_with_defaults(vec![[1, 2, 3].into()], [])),
             ),
         ];
-        for entry in entries {
-            let stored = encode_entry::<Tc>(&entry).unwrap();
-            assert_eq!((stored.index, stored.term), (entry.log_id.index, entry.log_id.leader_id.term));
-            let back = decode_entry::<Tc>(&stored).unwrap();
-            assert_eq!(back.log_id, entry.log_id);
-            assert_eq!(format!("{:?}", back.payload), format!("{:?}", entry.payload));
-        }
+        let index_term = |e: &EntryOf<Tc>| (e.log_id.index, e.log_id.leader_id.term);
+        assert_round_trips(entries, index_term, encode_entry::<Tc>, decode_entry::<Tc>);
     }
 
     #[test]
