@@ -250,20 +250,20 @@ macro_rules! cluster_example {
         }
 
         /// The cluster: each node in `root/node-<id>`, its log in a rocklog engine there.
-        struct Nodes {
+        struct LocalCluster {
             root: ::std::path::PathBuf,
             router: Router,
             config: ::std::sync::Arc<RaftConfig>,
             nodes: ::std::collections::BTreeMap<Nid, Running>,
         }
 
-        impl Nodes {
+        impl LocalCluster {
             fn node(&self, id: Nid) -> Result<&Running, BoxError> {
                 self.nodes.get(&id).ok_or_else(|| format!("node {id} is not running").into())
             }
         }
 
-        impl cluster::Cluster for Nodes {
+        impl cluster::Cluster for LocalCluster {
             type Client = Router;
 
             async fn start(&mut self, id: Nid) -> Result<(), BoxError> {
@@ -365,7 +365,7 @@ macro_rules! cluster_example {
                 $($field: $value,)*
                 ..Default::default()
             };
-            let mut cluster = Nodes {
+            let mut cluster = LocalCluster {
                 root: root.path().to_owned(),
                 router: Router::default(),
                 config: ::std::sync::Arc::new(config.validate()?),
