@@ -64,7 +64,7 @@ cluster::cluster_example!(
     config: {
         // Group commit: up to this many client writes queued on the API channel become
         // one append (one fsync); every client of this example fits in one.
-        api_batch_capacity: 1024,
+        api_batch_capacity: cluster::setting("API_BATCH_CAPACITY", 1024)?,
     }
 );
 

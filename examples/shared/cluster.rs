@@ -185,6 +185,16 @@ pub async fn run<C: Cluster>(cluster: &mut C, n: u64, clients: u64) -> Result<()
     Ok(())
 }
 
+/// A Raft setting for experiments: the environment variable `name` when it is set,
+/// `default` otherwise (for example `API_BATCH_CAPACITY=1` to see 0.10 without client
+/// write batching).
+pub fn setting(name: &str, default: u64) -> Result<u64, BoxError> {
+    match std::env::var(name) {
+        Ok(value) => Ok(value.parse().map_err(|e| format!("{name}={value}: {e}"))?),
+        Err(_) => Ok(default),
+    }
+}
+
 /// The example's arguments: `[N] [CLIENTS]`, defaults 1000 and 64.
 pub fn args() -> Result<(u64, u64), BoxError> {
     let mut args = std::env::args().skip(1);
@@ -362,6 +372,8 @@ macro_rules! cluster_example {
                 // purged log.
                 snapshot_policy: SnapshotPolicy::LogsSinceLast((n / 2).max(100)),
                 max_in_snapshot_log_to_keep: (n / 10).max(10),
+                // Entries per replication request (openraft's default: 300).
+                max_payload_entries: cluster::setting("MAX_PAYLOAD_ENTRIES", 300)?,
                 $($field: $value,)*
                 ..Default::default()
             };
