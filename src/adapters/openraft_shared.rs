@@ -288,8 +288,8 @@ impl GroupLog {
     /// Appends `entries`, leaving out those at or below openraft's `purged` index: they are
     /// covered by the snapshot the purge followed, and openraft reads nothing there.
     /// Returns once they are readable; `on_durable` hears, from rocklog's writer thread,
-    /// when the group commit holding them is fsynced (at once when nothing is left to
-    /// append). It is dropped without a call when this fails.
+    /// when the group commit holding them is fsynced. It is dropped without a call when
+    /// this fails.
     pub(crate) async fn append_then(
         &self,
         purged: Option<LogId>,
@@ -299,11 +299,12 @@ impl GroupLog {
         if let Some(p) = purged {
             entries.retain(|e| e.index > p.index);
         }
-        let Some(first) = entries.first() else {
-            on_durable(Ok(()));
-            return Ok(());
-        };
-        self.make_room(purged, first.index, first.term).await?;
+        if let Some(first) = entries.first() {
+            self.make_room(purged, first.index, first.term).await?;
+        }
+        // Even with nothing left to write, the append goes through the writer: callbacks
+        // must come in submission order (openraft takes an `Ok` as "everything before
+        // this is durable too").
         self.group.append_then(&entries, on_durable).await?;
         Ok(())
     }
