@@ -16,7 +16,7 @@
 //! | openraft | rocklog |
 //! |---|---|
 //! | entry with log id `(term, node)-index` | [`Entry`](crate::Entry) at `index`, term `term`; the payload is the whole openraft entry in MessagePack, so the leader id comes back intact |
-//! | `append(entries, callback)` | [`Group::append`]; returns once the group commit holding the entries is fsynced, then calls `callback` |
+//! | `append(entries, callback)` | [`Group::append_then`]: returns once the entries are readable; rocklog's syncer thread calls `callback` after the fsync that holds them (0.9's core waits for it before its next append) |
 //! | `truncate(log_id)` | [`Group::truncate`]`(log_id.index)`: `[index, ∞)` |
 //! | `purge(log_id)` | the log id is saved in the metadata record, then [`Group::purge`] deletes `(-∞, index]` (past the end: an empty log whose last log id is the purged one) |
 //! | `save_vote` / `save_committed` | the group's metadata record ([`Group::save_metadata`]): openraft's vote (leader id and committed flag) and committed log id, which rocklog's [`HardState`](crate::HardState) cannot hold for a generic node id |
@@ -26,7 +26,8 @@
 //! [`Durability::Sync`](crate::Durability::Sync)), and the adapter awaits each before the
 //! next, so openraft's rule that log and vote I/O apply in order holds.
 //!
-//! openraft's saved purged log id is the authority; rocklog's purge boundary (term and
+//! The version-independent half is shared with the openraft 0.10 adapter
+//! (`rocklog::openraft10`). openraft's saved purged log id is the authority; rocklog's purge boundary (term and
 //! index only) follows it, and `open` finishes a purge a crash cut between the two. Two
 //! states rocklog's own rules would refuse are mapped instead: a log whose first entry is
 //! above index 1 (openraft's suite builds one) gets a rocklog boundary just below it,

@@ -11,7 +11,7 @@
 //! submits an append and goes on without waiting for its flush (`IOFlushed`), and merges
 //! queued client writes into one append (`Config::api_batch_capacity`), so several of
 //! one leader's appends share an fsync. openraft 0.9's core waits for each flush (see the
-//! [0.9 adapter](crate::openraft) and `docs/adapters.md`).
+//! 0.9 adapter, `rocklog::openraft`, and `docs/adapters.md`).
 //!
 //! It sits beside the 0.9 adapter: the crate is a renamed dependency, `openraft10`, so one
 //! build can hold both. openraft 0.10 is only published as alphas, and each alpha may
@@ -41,7 +41,7 @@
 //! (and made durable) after it.
 //!
 //! Purges, logs that do not start at 0 or 1, and the payload format are handled as in the
-//! 0.9 adapter; the code is shared (see [the 0.9 module docs](crate::openraft)).
+//! 0.9 adapter (`rocklog::openraft`); the code is shared.
 //!
 //! # Example
 //!
