@@ -22,9 +22,11 @@
 //! | `save_vote` / `save_committed` | the group's metadata record ([`Group::save_metadata`]): openraft's vote (leader id and committed flag) and committed log id, which rocklog's [`HardState`](crate::HardState) cannot hold for a generic node id |
 //! | `get_log_state` | last purged = the saved purged log id; last = the last entry's log id, or the purged one |
 //!
-//! Every write resolves after the group commit holding it is durable (under
-//! [`Durability::Sync`](crate::Durability::Sync)), and the adapter awaits each before the
-//! next, so openraft's rule that log and vote I/O apply in order holds.
+//! Every write but `append` resolves after the group commit holding it is durable (under
+//! [`Durability::Sync`](crate::Durability::Sync)); `append` resolves once its entries are
+//! written and reports durability through its callback. All of them go through rocklog's
+//! one writer in the order the adapter submits them, so openraft's rule that log and vote
+//! I/O apply in order holds.
 //!
 //! The version-independent half is shared with the openraft 0.10 adapter
 //! (`rocklog::openraft10`). openraft's saved purged log id is the authority; rocklog's purge boundary (term and
