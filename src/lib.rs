@@ -33,7 +33,8 @@
 //! - `storage/`: RocksDB and the on-disk layout: key and record codecs, opening (options,
 //!   creation, format version), recovery;
 //! - [`offline`]: read-only access to a directory for `inspect`, `dump` and `check`;
-//! - `adapters/`: `openraft`, `d_engine`, `raft_rs` (each behind its feature);
+//! - `adapters/`: `openraft` (0.9), `openraft10` (0.10), `d_engine`, `raft_rs` (each
+//!   behind its feature); the two openraft adapters share `openraft_shared.rs`;
 //! - [`config`], [`units`], [`metrics`], and the records ([`Entry`], [`HardState`],
 //!   [`LogId`], [`LogState`]) and [`Error`]: the vocabulary every layer shares.
 //!
@@ -75,7 +76,7 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(any(feature = "openraft", feature = "d-engine", feature = "raft-rs"))]
+#[cfg(any(feature = "openraft", feature = "openraft10", feature = "d-engine", feature = "raft-rs"))]
 mod adapters;
 pub mod config;
 mod error;
@@ -96,6 +97,8 @@ mod writer;
 pub use adapters::d_engine;
 #[cfg(feature = "openraft")]
 pub use adapters::openraft;
+#[cfg(feature = "openraft10")]
+pub use adapters::openraft10;
 #[cfg(feature = "raft-rs")]
 pub use adapters::raft_rs;
 pub use config::{Compression, Config, Durability};

@@ -3,6 +3,10 @@
 //! purges past the end, interrupted purges and failed commits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+#[path = "common/openraft_cases.rs"]
+mod openraft_cases;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -38,6 +42,8 @@ pub struct Request {
 pub struct Response(Option<String>);
 
 type Nid = u64;
+
+type Tc = TypeConfig;
 
 // ----- a small in-memory state machine -----
 
@@ -190,39 +196,24 @@ async fn ids(log: &mut LogStorage<TypeConfig>) -> Vec<LogId<Nid>> {
     log.try_get_log_entries(..).await.unwrap().into_iter().map(|e| e.log_id).collect()
 }
 
-#[tokio::test]
-async fn entries_vote_committed_and_purge_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, mut log) = open(&dir, 9).await;
-    let membership = Membership::new(vec![[1, 2, 3].into()], ());
-    log.blocking_append([
-        blank(0, 0, 0),
-        Entry { log_id: log_id(1, 2, 1), payload: EntryPayload::Membership(membership.clone()) },
-    ])
-    .await
-    .unwrap();
-    log.blocking_append((2..20).map(|i| normal(1, 2, i))).await.unwrap();
-    log.save_vote(&Vote::new_committed(1, 2)).await.unwrap();
-    log.save_committed(Some(log_id(1, 2, 15))).await.unwrap();
-    log.purge(log_id(1, 2, 4)).await.unwrap();
-    let before = ids(&mut log).await;
-    store.shutdown().await.unwrap();
-    drop(log);
-
-    let (store, mut log) = open(&dir, 9).await;
-    assert_eq!(ids(&mut log).await, before);
-    assert_eq!(before.first(), Some(&log_id(1, 2, 5)));
-    assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new_committed(1, 2)));
-    assert_eq!(log.read_committed().await.unwrap(), Some(log_id(1, 2, 15)));
-    assert_eq!(
-        log.get_log_state().await.unwrap(),
-        LogState { last_purged_log_id: Some(log_id(1, 2, 4)), last_log_id: Some(log_id(1, 2, 19)) }
-    );
-    // The entries come back whole: payloads included.
-    let e = log.try_get_log_entries(7..8).await.unwrap();
-    assert!(matches!(&e[0].payload, EntryPayload::Normal(r) if r.key == "k7" && r.value == "v7"));
-    store.shutdown().await.unwrap();
+async fn state(log: &mut LogStorage<TypeConfig>) -> LogState<TypeConfig> {
+    log.get_log_state().await.unwrap()
 }
+
+async fn read_vote(log: &mut LogStorage<TypeConfig>) -> Option<Vote<Nid>> {
+    log.read_vote().await.unwrap()
+}
+
+fn membership(term: u64, node: Nid, index: u64) -> Entry<TypeConfig> {
+    let m = Membership::new(vec![[1, 2, 3].into()], ());
+    Entry { log_id: log_id(term, node, index), payload: EntryPayload::Membership(m) }
+}
+
+fn committed_vote(term: u64, node: Nid) -> Vote<Nid> {
+    Vote::new_committed(term, node)
+}
+
+openraft_cases!();
 
 #[tokio::test]
 async fn the_leader_id_of_every_log_id_is_kept() {
@@ -237,53 +228,6 @@ async fn the_leader_id_of_every_log_id_is_kept() {
     log.blocking_append([blank(3, 4, 3)]).await.unwrap();
     log.purge(log_id(1, 7, 2)).await.unwrap();
     assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(1, 7, 2)));
-    store.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn purge_past_the_end_leaves_an_empty_log_that_continues_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, mut log) = open(&dir, 1).await;
-    log.blocking_append((0..5).map(|i| blank(1, 3, i))).await.unwrap();
-    // As when a follower installs a snapshot ahead of its log.
-    log.purge(log_id(4, 2, 100)).await.unwrap();
-    let empty_at_100 =
-        LogState { last_purged_log_id: Some(log_id(4, 2, 100)), last_log_id: Some(log_id(4, 2, 100)) };
-    assert_eq!(log.get_log_state().await.unwrap(), empty_at_100);
-    assert!(ids(&mut log).await.is_empty());
-    // Entries at or below the purged index are covered by the snapshot: left out.
-    log.blocking_append([blank(4, 2, 99), blank(4, 2, 100)]).await.unwrap();
-    assert_eq!(log.get_log_state().await.unwrap(), empty_at_100);
-    store.shutdown().await.unwrap();
-    drop(log);
-
-    let (store, mut log) = open(&dir, 1).await;
-    assert_eq!(log.get_log_state().await.unwrap(), empty_at_100);
-    log.blocking_append([blank(5, 1, 101), blank(5, 1, 102)]).await.unwrap();
-    assert_eq!(ids(&mut log).await, vec![log_id(5, 1, 101), log_id(5, 1, 102)]);
-    assert_eq!(store.group(1).first_index().unwrap(), Some(101));
-    store.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn an_interrupted_purge_is_finished_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, mut a) = open(&dir, 1).await;
-    let mut b = LogStorage::<TypeConfig>::open(store.group(2)).await.unwrap();
-    a.blocking_append((0..10).map(|i| blank(1, 1, i))).await.unwrap();
-    b.blocking_append((0..10).map(|i| blank(1, 1, i))).await.unwrap();
-    a.purge(log_id(1, 1, 5)).await.unwrap();
-    // Group 2 now looks like a crash between saving the purged log id (first) and
-    // deleting the entries (second).
-    let metadata = store.group(1).metadata().unwrap().unwrap();
-    store.group(2).save_metadata(metadata).await.unwrap();
-    assert_eq!(store.group(2).first_index().unwrap(), Some(0));
-    drop(b);
-
-    let mut b = LogStorage::<TypeConfig>::open(store.group(2)).await.unwrap();
-    assert_eq!(store.group(2).first_index().unwrap(), Some(6), "open finished the purge");
-    assert_eq!(b.get_log_state().await.unwrap(), a.get_log_state().await.unwrap());
-    assert_eq!(ids(&mut b).await, ids(&mut a).await);
     store.shutdown().await.unwrap();
 }
 
@@ -306,21 +250,6 @@ async fn a_log_may_start_anywhere_and_be_truncated_back_to_nothing() {
 }
 
 #[tokio::test]
-async fn replication_reads_are_bounded_but_never_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LogStore::start(Config::new(dir.path())).unwrap();
-    let mut log = LogStorage::<TypeConfig>::open(store.group(1)).await.unwrap().with_max_read_bytes(1);
-    log.blocking_append((1..50).map(|i| normal(1, 1, i))).await.unwrap();
-    let mut reader = log.get_log_reader().await;
-    let got = reader.limited_get_log_entries(10, 40).await.unwrap();
-    assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![10]);
-    assert_eq!(reader.try_get_log_entries(10..40).await.unwrap().len(), 30);
-    assert_eq!(reader.try_get_log_entries(45..).await.unwrap().len(), 5);
-    assert!(reader.try_get_log_entries(60..70).await.unwrap().is_empty());
-    store.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn a_failed_commit_fails_the_append_and_its_callback() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut log) = open(&dir, 1).await;
@@ -330,13 +259,4 @@ async fn a_failed_commit_fails_the_append_and_its_callback() {
     assert!(log.save_vote(&Vote::new(2, 1)).await.is_err(), "the engine is poisoned");
     assert_eq!(log.read_vote().await.unwrap(), None, "a failed save is not adopted");
     assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 1, 1)));
-}
-
-#[tokio::test]
-async fn metadata_that_is_not_the_adapters_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LogStore::start(Config::new(dir.path())).unwrap();
-    store.group(1).save_metadata(&[0xC1u8][..]).await.unwrap();
-    assert!(LogStorage::<TypeConfig>::open(store.group(1)).await.is_err());
-    store.shutdown().await.unwrap();
 }

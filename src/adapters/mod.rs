@@ -6,5 +6,9 @@
 pub mod d_engine;
 #[cfg(feature = "openraft")]
 pub mod openraft;
+#[cfg(feature = "openraft10")]
+pub mod openraft10;
+#[cfg(any(feature = "openraft", feature = "openraft10"))]
+mod openraft_shared;
 #[cfg(feature = "raft-rs")]
 pub mod raft_rs;

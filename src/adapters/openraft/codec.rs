@@ -13,99 +13,38 @@ use ::openraft::{
     AnyError, ErrorSubject, ErrorVerb, LogId, NodeId, RaftLogId, RaftTypeConfig, StorageError,
     StorageIOError, Vote,
 };
-use serde::{Deserialize, Serialize};
 
-/// What the adapter keeps in the group's metadata record (see
-/// [`Group::save_metadata`](crate::Group::save_metadata)): everything openraft persists
-/// besides the entries.
-///
-/// `purged` is openraft's last purged log id, leader id included. It is saved before the
-/// entries are deleted, so it is the authority: rocklog's own purge boundary (term and
-/// index only) may lag behind it after a crash, until [`super::LogStorage::open`] finishes
-/// the purge, or sit above it where the adapter had to make room for a log that does not
-/// start at 0 or 1.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound = "")]
-pub(crate) struct Meta<NID: NodeId> {
-    #[serde(default)]
-    pub vote: Option<Vote<NID>>,
-    #[serde(default)]
-    pub committed: Option<LogId<NID>>,
-    #[serde(default)]
-    pub purged: Option<LogId<NID>>,
-}
+use crate::adapters::openraft_shared::{self as shared, Failure};
 
-impl<NID: NodeId> Default for Meta<NID> {
-    fn default() -> Self {
-        Meta { vote: None, committed: None, purged: None }
-    }
-}
-
-/// Encodes the metadata record.
-pub(crate) fn encode_meta<NID: NodeId>(meta: &Meta<NID>) -> Result<Vec<u8>, StorageError<NID>> {
-    rmp_serde::to_vec_named(meta).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, &e))
-}
-
-/// Decodes the metadata record.
-pub(crate) fn decode_meta<NID: NodeId>(bytes: &[u8]) -> Result<Meta<NID>, StorageError<NID>> {
-    rmp_serde::from_slice(bytes).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Read, &e))
-}
+/// What the adapter keeps in the group's metadata record: openraft's vote, committed log
+/// id and purged log id (see [`shared::Meta`]).
+pub(crate) type Meta<NID> = shared::Meta<Vote<NID>, LogId<NID>>;
 
 /// The rocklog entry carrying `entry`: its index, its leader's term, and the whole
 /// openraft entry (leader id included) as payload.
-pub(crate) fn encode_entry<C: RaftTypeConfig>(
-    entry: &C::Entry,
-) -> Result<crate::Entry, StorageError<C::NodeId>> {
+pub(crate) fn encode_entry<C: RaftTypeConfig>(entry: &C::Entry) -> Result<crate::Entry, Failure> {
     let log_id = entry.get_log_id();
-    let payload = rmp_serde::to_vec_named(entry)
-        .map_err(|e| io_error(ErrorSubject::Log(log_id.clone()), ErrorVerb::Write, &e))?;
-    Ok(crate::Entry::new(log_id.index, log_id.leader_id.term, payload))
+    shared::encode_entry(log_id.index, log_id.leader_id.term, entry)
 }
 
 /// The openraft entry stored in `entry`, checked against the index and term rocklog
 /// filed it under.
-pub(crate) fn decode_entry<C: RaftTypeConfig>(
-    entry: &crate::Entry,
-) -> Result<C::Entry, StorageError<C::NodeId>> {
-    let subject = || ErrorSubject::LogIndex(entry.index);
-    let decoded: C::Entry =
-        rmp_serde::from_slice(&entry.payload).map_err(|e| io_error(subject(), ErrorVerb::Read, &e))?;
-    let id = decoded.get_log_id();
-    if id.index != entry.index || id.leader_id.term != entry.term {
-        let reason = format!(
-            "rocklog entry {}@{} holds openraft entry {id}: the log is not openraft's",
-            entry.index, entry.term
-        );
-        return Err(StorageIOError::new(subject(), ErrorVerb::Read, AnyError::error(reason)).into());
-    }
-    Ok(decoded)
+pub(crate) fn decode_entry<C: RaftTypeConfig>(entry: &crate::Entry) -> Result<C::Entry, Failure> {
+    shared::decode_entry(entry, |e: &C::Entry| (e.get_log_id().index, Some(e.get_log_id().leader_id.term)))
 }
 
-/// An openraft I/O error carrying `source` (its message and chain of causes).
-pub(crate) fn io_error<NID: NodeId, E: std::error::Error + 'static>(
-    subject: ErrorSubject<NID>,
-    verb: ErrorVerb,
-    source: &E,
-) -> StorageError<NID> {
-    StorageIOError::new(subject, verb, AnyError::new(source)).into()
+/// rocklog's purge boundary for openraft's purged log id: its term and index.
+pub(crate) fn boundary<NID: NodeId>(log_id: Option<&LogId<NID>>) -> Option<crate::LogId> {
+    log_id.map(|id| crate::LogId::new(id.leader_id.term, id.index))
 }
 
-/// An openraft I/O error for a rocklog error.
-pub(crate) fn rocklog_error<NID: NodeId>(
+/// An openraft I/O error carrying `failure` (its message and chain of causes).
+pub(crate) fn storage_error<NID: NodeId>(
     subject: ErrorSubject<NID>,
     verb: ErrorVerb,
-    error: &crate::Error,
+    failure: &Failure,
 ) -> StorageError<NID> {
-    io_error(subject, verb, error)
-}
-
-/// An openraft I/O error for a request the adapter refuses itself.
-pub(crate) fn refused<NID: NodeId>(
-    subject: ErrorSubject<NID>,
-    verb: ErrorVerb,
-    reason: String,
-) -> StorageError<NID> {
-    StorageIOError::new(subject, verb, AnyError::error(reason)).into()
+    StorageIOError::new(subject, verb, AnyError::new(failure)).into()
 }
 
 #[cfg(test)]
@@ -117,20 +56,9 @@ mod tests {
     use ::openraft::{CommittedLeaderId, EntryPayload, Membership};
 
     use super::*;
+    use crate::adapters::openraft_shared::test_payload::{Request, assert_round_trips};
 
     ::openraft::declare_raft_types!(Tc: D = Request, R = ());
-
-    /// A user type that only a self-describing format decodes.
-    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Request {
-        Set {
-            key: String,
-            #[serde(skip_serializing_if = "Option::is_none", default)]
-            value: Option<String>,
-        },
-        Raw(Vec<u8>),
-    }
 
     fn log_id(term: u64, node: u64, index: u64) -> LogId<u64> {
         LogId::new(CommittedLeaderId::new(term, node), index)
@@ -153,40 +81,7 @@ mod tests {
                 payload: EntryPayload::Membership(Membership::new(vec![[1, 2, 3].into()], None)),
             },
         ];
-        for entry in entries {
-            let stored = encode_entry::<Tc>(&entry).unwrap();
-            assert_eq!((stored.index, stored.term), (entry.log_id.index, entry.log_id.leader_id.term));
-            let back = decode_entry::<Tc>(&stored).unwrap();
-            assert_eq!(back.log_id, entry.log_id);
-            assert_eq!(format!("{:?}", back.payload), format!("{:?}", entry.payload));
-        }
-    }
-
-    #[test]
-    fn an_entry_filed_under_another_index_or_term_is_refused() {
-        let entry = ::openraft::Entry::<Tc> { log_id: log_id(2, 1, 5), payload: EntryPayload::Blank };
-        let mut stored = encode_entry::<Tc>(&entry).unwrap();
-        stored.index = 6;
-        assert!(decode_entry::<Tc>(&stored).is_err());
-        stored.index = 5;
-        stored.term = 3;
-        assert!(decode_entry::<Tc>(&stored).is_err());
-        stored.term = 2;
-        stored.payload = vec![0xC1].into();
-        assert!(decode_entry::<Tc>(&stored).is_err(), "garbage is an error, not a panic");
-    }
-
-    #[test]
-    fn metadata_round_trips_and_missing_fields_default() {
-        let meta = Meta::<u64> {
-            vote: Some(Vote::new_committed(5, 3)),
-            committed: Some(log_id(5, 3, 40)),
-            purged: Some(log_id(4, 2, 30)),
-        };
-        assert_eq!(decode_meta::<u64>(&encode_meta(&meta).unwrap()).unwrap(), meta);
-        let empty: Vec<u8> =
-            rmp_serde::to_vec_named(&std::collections::BTreeMap::<String, u8>::new()).unwrap();
-        assert_eq!(decode_meta::<u64>(&empty).unwrap(), Meta::default());
-        assert!(decode_meta::<u64>(&[0xC1]).is_err());
+        let index_term = |e: &::openraft::Entry<Tc>| (e.log_id.index, e.log_id.leader_id.term);
+        assert_round_trips(entries, index_term, encode_entry::<Tc>, decode_entry::<Tc>);
     }
 }

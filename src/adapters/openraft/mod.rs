@@ -16,17 +16,20 @@
 //! | openraft | rocklog |
 //! |---|---|
 //! | entry with log id `(term, node)-index` | [`Entry`](crate::Entry) at `index`, term `term`; the payload is the whole openraft entry in MessagePack, so the leader id comes back intact |
-//! | `append(entries, callback)` | [`Group::append`]; returns once the group commit holding the entries is fsynced, then calls `callback` |
+//! | `append(entries, callback)` | [`Group::append_then`]: returns once the entries are readable; rocklog's syncer thread calls `callback` after the fsync that holds them (0.9's core waits for it before its next append) |
 //! | `truncate(log_id)` | [`Group::truncate`]`(log_id.index)`: `[index, ∞)` |
 //! | `purge(log_id)` | the log id is saved in the metadata record, then [`Group::purge`] deletes `(-∞, index]` (past the end: an empty log whose last log id is the purged one) |
 //! | `save_vote` / `save_committed` | the group's metadata record ([`Group::save_metadata`]): openraft's vote (leader id and committed flag) and committed log id, which rocklog's [`HardState`](crate::HardState) cannot hold for a generic node id |
 //! | `get_log_state` | last purged = the saved purged log id; last = the last entry's log id, or the purged one |
 //!
-//! Every write resolves after the group commit holding it is durable (under
-//! [`Durability::Sync`](crate::Durability::Sync)), and the adapter awaits each before the
-//! next, so openraft's rule that log and vote I/O apply in order holds.
+//! Every write but `append` resolves after the group commit holding it is durable (under
+//! [`Durability::Sync`](crate::Durability::Sync)); `append` resolves once its entries are
+//! written and reports durability through its callback. All of them go through rocklog's
+//! one writer in the order the adapter submits them, so openraft's rule that log and vote
+//! I/O apply in order holds.
 //!
-//! openraft's saved purged log id is the authority; rocklog's purge boundary (term and
+//! The version-independent half is shared with the openraft 0.10 adapter
+//! (`rocklog::openraft10`). openraft's saved purged log id is the authority; rocklog's purge boundary (term and
 //! index only) follows it, and `open` finishes a purge a crash cut between the two. Two
 //! states rocklog's own rules would refuse are mapped instead: a log whose first entry is
 //! above index 1 (openraft's suite builds one) gets a rocklog boundary just below it,
@@ -94,13 +97,14 @@ use std::fmt::{self, Debug};
 
 use ::openraft::storage::{LogFlushed, RaftLogStorage};
 use ::openraft::{
-    ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig,
-    StorageError, Vote,
+    ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError, Vote,
 };
 
-use self::codec::{Meta, decode_meta, encode_entry, encode_meta, refused, rocklog_error};
-pub use self::reader::{DEFAULT_MAX_READ_BYTES, LogReader};
-use crate::{Error, Group, LogState as RocklogState};
+use self::codec::{Meta, boundary, encode_entry, storage_error};
+pub use self::reader::LogReader;
+use crate::Group;
+pub use crate::adapters::openraft_shared::DEFAULT_MAX_READ_BYTES;
+use crate::adapters::openraft_shared::{Failure, GroupLog};
 
 /// openraft's [`RaftLogStorage`] over one rocklog [`Group`]. See the
 /// [module docs](self) for the mapping.
@@ -127,13 +131,13 @@ impl<C: RaftTypeConfig> LogStorage<C> {
     /// holds something other than this adapter's data), or when rocklog cannot read or
     /// write (the engine is closed or poisoned, or RocksDB fails).
     pub async fn open(group: Group) -> Result<Self, StorageError<C::NodeId>> {
-        let meta = match group.metadata() {
-            Ok(Some(bytes)) => decode_meta(&bytes)?,
-            Ok(None) | Err(Error::GroupNotFound(_)) => Meta::default(),
-            Err(e) => return Err(rocklog_error(ErrorSubject::Store, ErrorVerb::Read, &e)),
-        };
+        let meta = Meta::load(&group).map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Read, &e))?;
         let storage = LogStorage { reader: LogReader::new(group), meta };
-        storage.apply_purge().await?;
+        let purged = storage.meta.purged.clone();
+        storage.log().apply_purge(boundary(purged.as_ref())).await.map_err(|e| {
+            let subject = purged.map_or(ErrorSubject::Logs, ErrorSubject::Log);
+            storage_error(subject, ErrorVerb::Delete, &e)
+        })?;
         Ok(storage)
     }
 
@@ -151,8 +155,13 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         self.reader.group()
     }
 
-    fn state(&self) -> Result<RocklogState, StorageError<C::NodeId>> {
-        self.reader.state()
+    fn log(&self) -> &GroupLog {
+        self.reader.log()
+    }
+
+    /// rocklog's boundary for openraft's saved purged log id.
+    fn purged(&self) -> Option<crate::LogId> {
+        boundary(self.meta.purged.as_ref())
     }
 
     /// Saves `meta` as the group's metadata record, then adopts it.
@@ -161,105 +170,9 @@ impl<C: RaftTypeConfig> LogStorage<C> {
         meta: Meta<C::NodeId>,
         subject: ErrorSubject<C::NodeId>,
     ) -> Result<(), StorageError<C::NodeId>> {
-        let bytes = encode_meta(&meta)?;
-        self.group().save_metadata(bytes).await.map_err(|e| rocklog_error(subject, ErrorVerb::Write, &e))?;
+        self.log().save_meta(&meta).await.map_err(|e| storage_error(subject, ErrorVerb::Write, &e))?;
         self.meta = meta;
         Ok(())
-    }
-
-    /// Makes rocklog's log agree with the saved purged log id: deletes the entries up to
-    /// it unless rocklog's boundary is already there (or above). The boundary takes the
-    /// term of the entry at that index when there is one, so it never conflicts with it.
-    async fn apply_purge(&self) -> Result<(), StorageError<C::NodeId>> {
-        let Some(purged) = self.meta.purged.clone() else {
-            return Ok(());
-        };
-        let state = self.state()?;
-        if state.purged.is_some_and(|b| b.index >= purged.index) {
-            return Ok(());
-        }
-        let subject = || ErrorSubject::Log(purged.clone());
-        let term = if state.contains(purged.index) {
-            self.group().term(purged.index).map_err(|e| rocklog_error(subject(), ErrorVerb::Read, &e))?
-        } else {
-            None
-        };
-        let upto = crate::LogId::new(term.unwrap_or(purged.leader_id.term), purged.index);
-        self.group().purge(upto).await.map_err(|e| rocklog_error(subject(), ErrorVerb::Delete, &e))
-    }
-
-    /// Clears rocklog's log (every entry and its boundary), then restores the boundary of
-    /// the saved purged log id.
-    async fn clear(&self) -> Result<(), StorageError<C::NodeId>> {
-        self.group().reset().await.map_err(|e| rocklog_error(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
-        self.apply_purge().await
-    }
-
-    /// Makes rocklog accept entries starting at `first` (above openraft's purged index) of
-    /// `term` where openraft's log allows them but rocklog's rules would not: a log that
-    /// does not start at 0 or 1 (openraft's suite builds one), or a restart below a
-    /// boundary the adapter itself set for such a log.
-    async fn make_room(&self, first: u64, term: u64) -> Result<(), StorageError<C::NodeId>> {
-        let subject = || ErrorSubject::LogIndex(first);
-        let mut state = self.state()?;
-        if state.purged.is_some_and(|b| first <= b.index) {
-            // The boundary is the adapter's own (above openraft's purged id), and every
-            // entry lies above it: they are all replaced.
-            self.clear().await?;
-            state = self.state()?;
-        }
-        if state.is_empty() {
-            let start_ok = match state.next_index() {
-                Some(next) => first == next,
-                None => first <= 1,
-            };
-            if !start_ok {
-                let boundary = crate::LogId::new(term, first.saturating_sub(1));
-                self.group()
-                    .purge(boundary)
-                    .await
-                    .map_err(|e| rocklog_error(subject(), ErrorVerb::Write, &e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Appends `entries`, leaving out those at or below openraft's purged index: they are
-    /// covered by the snapshot the purge followed, and openraft reads nothing there.
-    /// Returns once they are readable; `callback` hears when they are durable.
-    async fn append_entries(
-        &self,
-        mut entries: Vec<C::Entry>,
-        callback: LogFlushed<C>,
-    ) -> Result<(), StorageError<C::NodeId>> {
-        if let Some(p) = &self.meta.purged {
-            entries.retain(|e| e.get_log_id().index > p.index);
-        }
-        let Some(first) = entries.first().map(|e| e.get_log_id().clone()) else {
-            callback.log_io_completed(Ok(()));
-            return Ok(());
-        };
-        let prepared = match entries.iter().map(encode_entry::<C>).collect::<Result<Vec<_>, _>>() {
-            Ok(encoded) => self.make_room(first.index, first.leader_id.term).await.map(|()| encoded),
-            Err(e) => Err(e),
-        };
-        let encoded = match prepared {
-            Ok(encoded) => encoded,
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                return Err(e);
-            }
-        };
-        // The writer thread calls back once the group commit holding these entries is
-        // fsynced; the append itself returns as soon as they are readable, so openraft
-        // replicates them to followers while the leader's fsync runs.
-        let on_durable = move |result: crate::Result<()>| {
-            callback.log_io_completed(result.map_err(std::io::Error::other));
-        };
-        self.group()
-            .append_then(&encoded, on_durable)
-            .await
-            .map_err(|e| rocklog_error(ErrorSubject::Log(first), ErrorVerb::Write, &e))
     }
 }
 
@@ -295,18 +208,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
     /// Fails when rocklog cannot read the last entry or it does not decode.
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
         let purged = self.meta.purged.clone();
-        let state = self.state()?;
-        let last = match (state.first_index, state.last_index()) {
-            (Some(_), Some(last)) if purged.as_ref().is_none_or(|p| last > p.index) => {
-                let id = self.reader.log_id(last)?;
-                Some(id.ok_or_else(|| {
-                    let reason = format!("entry {last} vanished while it was the last one");
-                    refused(ErrorSubject::LogIndex(last), ErrorVerb::Read, reason)
-                })?)
-            }
-            _ => purged.clone(),
-        };
-        Ok(LogState { last_purged_log_id: purged, last_log_id: last })
+        let last = self.reader.last_log_id(purged.as_ref().map(|p| p.index))?;
+        Ok(LogState { last_log_id: last.or_else(|| purged.clone()), last_purged_log_id: purged })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -353,15 +256,34 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
     ///
     /// Entries at or below the purged index are left out (openraft never reads there).
     ///
-    /// Fails, after reporting the error to `callback` too, when an entry does not encode,
-    /// when rocklog refuses the entries (a gap, terms going back, an entry over
-    /// `max_entry_bytes`), or when it cannot write.
+    /// Fails, dropping `callback` unreported (openraft then sees the error returned), when
+    /// an entry does not encode, when rocklog refuses the entries (a gap, terms going back,
+    /// an entry over `max_entry_bytes`), or when it cannot write.
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.append_entries(entries.into_iter().collect(), callback).await
+        use ::openraft::RaftLogId;
+        let mut first = None;
+        let encoded = entries
+            .into_iter()
+            .map(|e| {
+                first.get_or_insert_with(|| e.get_log_id().clone());
+                encode_entry::<C>(&e)
+            })
+            .collect::<Result<Vec<_>, Failure>>();
+        let on_durable = move |result: crate::Result<()>| {
+            callback.log_io_completed(result.map_err(std::io::Error::other));
+        };
+        let appended = match encoded {
+            Ok(encoded) => self.log().append_then(self.purged(), encoded, on_durable).await,
+            Err(e) => Err(e),
+        };
+        appended.map_err(|e| {
+            let subject = first.map_or(ErrorSubject::Logs, ErrorSubject::Log);
+            storage_error(subject, ErrorVerb::Write, &e)
+        })
     }
 
     /// Deletes the entries from `log_id.index` on; returns once durable.
@@ -369,24 +291,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
     /// Fails when `log_id.index` is at or below the purged index, or rocklog cannot
     /// write.
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let from = log_id.index;
-        let subject = || ErrorSubject::Log(log_id.clone());
-        if let Some(p) = self.meta.purged.as_ref().filter(|p| from <= p.index) {
-            return Err(refused(
-                subject(),
-                ErrorVerb::Delete,
-                format!("truncate at or below the purged log id {p}"),
-            ));
-        }
-        let state = self.state()?;
-        if state.purged.is_some_and(|b| from <= b.index) {
-            // Below a boundary the adapter set for a log not starting at 0 or 1.
-            return self.clear().await;
-        }
-        match self.group().truncate(from).await {
-            Ok(()) | Err(Error::GroupNotFound(_)) => Ok(()),
-            Err(e) => Err(rocklog_error(subject(), ErrorVerb::Delete, &e)),
-        }
+        let truncated = self.log().truncate(self.purged(), log_id.index).await;
+        truncated.map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
     }
 
     /// Records `log_id` as purged (durably, first), then deletes the entries up to it.
@@ -399,7 +305,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
             return Ok(());
         }
         let meta = Meta { purged: Some(log_id.clone()), ..self.meta.clone() };
-        self.save_meta(meta, ErrorSubject::Log(log_id)).await?;
-        self.apply_purge().await
+        self.save_meta(meta, ErrorSubject::Log(log_id.clone())).await?;
+        let purged = self.log().apply_purge(self.purged()).await;
+        purged.map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
     }
 }
