@@ -91,6 +91,33 @@ pub(crate) struct FormatVersion {
     pub version: u32,
 }
 
+/// What a clean close records about every group's log, so the next open need not seek
+/// for it (see `storage::clean_close`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct CleanClose {
+    /// The database's last sequence number before this record was written. The record
+    /// describes the log only while it is the last write: while the database's sequence
+    /// number is this plus one.
+    #[prost(uint64, tag = "1")]
+    pub sequence: u64,
+    /// Every group's bounds.
+    #[prost(message, repeated, tag = "2")]
+    pub groups: Vec<GroupBounds>,
+}
+
+/// One group's bounds in a [`CleanClose`] record.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub(crate) struct GroupBounds {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    /// The first index in the log, if it holds entries.
+    #[prost(uint64, optional, tag = "2")]
+    pub first_index: Option<u64>,
+    /// The last entry's log id, or the purged one for an empty log.
+    #[prost(message, optional, tag = "3")]
+    pub last_log_id: Option<LogId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,10 +69,11 @@ impl LogStore {
         let span = tracing::info_span!("rocklog_open", path = %config.path.display());
         let _enter = span.enter();
         let started = Instant::now();
-        let (db, groups, statistics) = crate::storage::open(&config)?;
+        let (db, groups, statistics, seeked) = crate::storage::open(&config)?;
         tracing::info!(groups = groups.len(), elapsed = ?started.elapsed(), "rocklog opened");
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let shared = Arc::new(Shared::new(config, db, statistics, groups.clone(), Metrics::new()));
+        crate::shared::Counters::add(&shared.stats.open_group_seeks, seeked);
         let writer = Writer::new(rx, Arc::clone(&shared), groups);
         Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared }) }, writer))
     }

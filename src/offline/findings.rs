@@ -118,7 +118,8 @@ pub enum Finding {
         /// The tag byte.
         tag: u8,
     },
-    /// A `meta` key that is neither a group record nor the format version.
+    /// A `meta` key that is neither a group record, the format version nor the clean-close
+    /// record.
     UnknownMetaKey {
         /// The key, in hex.
         key: String,

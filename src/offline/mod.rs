@@ -25,7 +25,7 @@ use rocksdb::{DB, DBRawIteratorWithThreadMode, ReadOptions};
 use crate::error::{Error, Result};
 use crate::records::{Entry, HardState, LogId};
 use crate::state::LogState;
-use crate::storage::codec::{self, FORMAT_KEY, MetaTag};
+use crate::storage::codec::{self, CLEAN_CLOSE_KEY, FORMAT_KEY, MetaTag};
 
 mod findings;
 pub use findings::{CheckReport, Finding};
@@ -133,7 +133,7 @@ impl OfflineLog {
     /// when a metadata record or a group's last entry does not decode (run
     /// [`OfflineLog::check`] to see everything that is wrong), or [`Error::Storage`].
     pub fn groups(&self) -> Result<Vec<GroupInfo>> {
-        let recovered = crate::storage::recover(&self.db)?;
+        let (recovered, _) = crate::storage::recover(&self.db)?;
         let mut groups: Vec<GroupInfo> = recovered
             .into_iter()
             .map(|(id, s)| GroupInfo {
@@ -217,8 +217,9 @@ impl OfflineLog {
                 reason: reason.to_string(),
             };
             match codec::parse_meta_key(key) {
-                // `open` already decoded the format version.
-                None if key == FORMAT_KEY => {}
+                // `open` already decoded the format version; the clean-close record is a
+                // cache the engine checks itself and ignores when it does not hold.
+                None if key == FORMAT_KEY || key == CLEAN_CLOSE_KEY => {}
                 None => report.findings.push(Finding::UnknownMetaKey { key: hex(key) }),
                 Some((group, tag)) => {
                     scan.groups.insert(group);

@@ -91,15 +91,24 @@ impl Shared {
     }
 
     /// Closes the database (waiting for in-flight reads), releasing its lock. Unless the
-    /// engine is poisoned (the disk may be failing), its memtables are flushed first, so
-    /// the next open replays no WAL: a clean stop makes for a fast start.
+    /// engine is poisoned (the disk may be failing), it first writes the clean-close
+    /// record (unless the writer is panicking) and flushes the memtables, so the next open
+    /// neither replays the WAL nor seeks for every group: a clean stop makes a fast start.
     pub fn close_db(&self) {
         let db = self.db.write().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(db) = &db
             && self.check_poison().is_ok()
-            && let Err(e) = crate::storage::flush_memtables(db)
         {
-            tracing::warn!(error = %e, "flushing memtables at close failed; the next open replays the WAL");
+            // Only after a clean stop is the published state every write's: a writer that
+            // panicked may have written a batch it never published.
+            if !std::thread::panicking()
+                && let Err(e) = crate::storage::clean_close::write(db, &self.groups())
+            {
+                tracing::warn!(error = %e, "writing the clean-close record failed; the next open seeks");
+            }
+            if let Err(e) = crate::storage::flush_memtables(db) {
+                tracing::warn!(error = %e, "flushing memtables at close failed; the next open replays the WAL");
+            }
         }
         drop(db);
     }

@@ -41,6 +41,9 @@ counters! {
     appended_bytes,
     /// Commands refused as bad input.
     rejected,
+    /// Groups whose bounds this open read by seeking in the log: every group after a
+    /// crash, none after a clean close (its clean-close record held them).
+    open_group_seeks,
 }
 
 impl Counters {

@@ -19,6 +19,9 @@ pub(crate) const LOG_CF: &str = "log";
 pub(crate) const META_CF: &str = "meta";
 /// The key of the format-version record in `meta`.
 pub(crate) const FORMAT_KEY: &[u8] = b"rocklog.format";
+/// The key of the clean-close record in `meta` (see `storage::clean_close`). Like
+/// [`FORMAT_KEY`], it is not a group's key, which older builds skip.
+pub(crate) const CLEAN_CLOSE_KEY: &[u8] = b"rocklog.clean-close";
 /// The format this build writes and the newest it reads.
 ///
 /// - 1: entries, group markers, hard states, purge boundaries.

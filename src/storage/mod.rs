@@ -4,8 +4,10 @@
 //! - [`codec`]: key layout and record encodings (prost), the format version;
 //! - [`open`]: classifying a directory, RocksDB options, creating and opening it;
 //! - [`recover`]: rebuilding every group's state at open, O(groups);
+//! - [`clean_close`]: the record that spares a clean reopen its seeks;
 //! - [`statistics`]: RocksDB's own counters of what reached the disk.
 
+pub(crate) mod clean_close;
 pub(crate) mod codec;
 mod open;
 mod recover;

@@ -140,7 +140,8 @@ fn map_open_error(path: &Path, e: rocksdb::Error) -> Error {
 /// Opens (creating if new) the database at `config.path` for writing and recovers every
 /// group's state. Fails on a directory that is not rocklog's, of a newer format, locked by
 /// a live engine, or whose metadata does not decode.
-pub(crate) fn open(config: &Config) -> Result<(DB, Groups, DbStatistics)> {
+/// Also returns how many groups' bounds recovery had to seek for.
+pub(crate) fn open(config: &Config) -> Result<(DB, Groups, DbStatistics, u64)> {
     let path = config.path.as_path();
     let existing = classify(path)?;
     if existing == Existing::New {
@@ -160,8 +161,8 @@ pub(crate) fn open(config: &Config) -> Result<(DB, Groups, DbStatistics)> {
             .and_then(|()| sync_dir(path))
             .map_err(|source| Error::Io { path: marker, source })?;
     }
-    let groups = recover(&db)?;
-    Ok((db, groups, statistics))
+    let (groups, seeked) = recover(&db)?;
+    Ok((db, groups, statistics, seeked))
 }
 
 /// Creates the directory and the creation marker, both durable before RocksDB writes.
@@ -311,7 +312,7 @@ mod tests {
                 open_read_only(dir.path()).is_err(),
                 "{what}: an unfinished directory is not offered offline"
             );
-            let (db, groups, _) = open(&Config::new(dir.path())).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (db, groups, _, _) = open(&Config::new(dir.path())).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(groups.is_empty(), "{what}");
             assert!(!dir.path().join(CREATING_MARKER).exists(), "{what}: the marker is gone once complete");
             drop(db);
@@ -322,7 +323,7 @@ mod tests {
     #[test]
     fn a_version_1_directory_is_upgraded_on_open_and_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();
-        let (db, _, _) = open(&Config::new(dir.path())).unwrap();
+        let (db, _, _, _) = open(&Config::new(dir.path())).unwrap();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(meta_cf(&db).unwrap(), codec::meta_key(5, MetaTag::Group), b"");
         let v1 = crate::records::FormatVersion { version: 1 };
@@ -330,7 +331,7 @@ mod tests {
         db.write(batch).unwrap();
         drop(db);
         assert_eq!(open_read_only(dir.path()).unwrap().1, 1, "offline tools read version 1 as is");
-        let (db, groups, _) = open(&Config::new(dir.path())).unwrap();
+        let (db, groups, _, _) = open(&Config::new(dir.path())).unwrap();
         assert!(groups.contains_key(&5));
         assert_eq!(read_format(&db).unwrap(), Some(FORMAT_VERSION));
     }

@@ -3,7 +3,7 @@
 use rocksdb::DB;
 
 use super::codec::{self, MetaTag};
-use super::{Groups, log_cf, meta_cf};
+use super::{Groups, clean_close, log_cf, meta_cf};
 use crate::error::{Error, Result};
 use crate::records::LogId;
 
@@ -47,7 +47,9 @@ fn log_bounds(db: &DB, ids: &[u64], purged: &[Option<LogId>]) -> Result<Vec<Boun
 /// Rebuilds every group's state from the `meta` records plus two seeks per group in
 /// `log` (first and last entry), read by up to [`RECOVERY_THREADS`] threads: O(groups),
 /// whatever the number of entries.
-pub(crate) fn recover(db: &DB) -> Result<Groups> {
+/// Also returns how many groups' bounds were read by seeking: none when a clean close
+/// recorded them and nothing was written since ([`clean_close`]).
+pub(crate) fn recover(db: &DB) -> Result<(Groups, u64)> {
     let mut groups = Groups::new();
     let meta = meta_cf(db)?;
     let mut it = db.raw_iterator_cf(meta);
@@ -65,6 +67,20 @@ pub(crate) fn recover(db: &DB) -> Result<Groups> {
         it.next();
     }
     it.status()?;
+
+    if let Some(bounds) = clean_close::read(db)?
+        && bounds.len() == groups.len()
+        && groups.keys().all(|id| bounds.contains_key(id))
+    {
+        for (id, state) in &mut groups {
+            if let Some((first, last)) = bounds.get(id) {
+                state.log.first_index = *first;
+                state.log.last_log_id = *last;
+            }
+        }
+        tracing::debug!(groups = groups.len(), "recovered group states from the clean-close record");
+        return Ok((groups, 0));
+    }
 
     // Groups in key order, split among a few threads each with its own iterator: on a
     // cold cache every group costs a block read or two, and in key order one group's last
@@ -95,5 +111,6 @@ pub(crate) fn recover(db: &DB) -> Result<Groups> {
         }
     }
     tracing::debug!(groups = groups.len(), "recovered group states");
-    Ok(groups)
+    let seeked = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+    Ok((groups, seeked))
 }
