@@ -65,6 +65,10 @@ struct CrashChildArgs {
     /// proves nothing.
     #[arg(long)]
     no_flush: bool,
+    /// rocklog settings from a TOML file (its `path` and `durability` are replaced by
+    /// `--dir` and `--durability`). Without one: the defaults with a 256 KiB memtable.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// The engine's durability, as a command-line value.
@@ -96,14 +100,20 @@ async fn drive(args: CrashChildArgs) -> Result<ExitCode, BoxError> {
     if args.tasks == 0 || args.groups < args.tasks {
         return Err("need at least one task and one group per task".into());
     }
-    let mut config = Config::new(&args.dir);
+    let mut config = match &args.config {
+        Some(file) => Config::from_toml_file(file)?,
+        None => Config {
+            // Small memtables: flushes to SST files (and kills during them) happen every
+            // few hundred appends, not once a run.
+            write_buffer_size: ByteSize::kib(256),
+            ..Config::default()
+        },
+    };
+    config.path.clone_from(&args.dir);
     config.durability = match args.durability {
         Mode::Sync => Durability::Sync,
         Mode::Buffered => Durability::Buffered,
     };
-    // Small memtables: flushes to SST files (and kills during them) happen every few
-    // hundred appends, not once a run.
-    config.write_buffer_size = ByteSize::kib(256);
     let store = LogStore::start(config)?;
     let out = Arc::new(Out(Mutex::new(std::io::stdout())));
 
