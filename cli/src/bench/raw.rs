@@ -20,7 +20,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use prost::Message;
 use rocklog::Entry;
 
-use super::backend::BoxError;
+/// Errors of the baseline (the same type as the driver's, named here so the baseline
+/// depends on nothing of the bench).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The bytes an append writes: each entry as a length-delimited protobuf record, as
 /// rocklog's own record would carry it.

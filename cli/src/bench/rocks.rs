@@ -7,7 +7,9 @@ use prost::Message;
 use rocklog::{Config, Entry, LogId};
 use rocksdb::statistics::Ticker;
 
-use super::backend::BoxError;
+/// Errors of the baseline (the same type as the driver's, named here so the baseline
+/// depends on nothing of the bench).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The key of `group`'s entry `index`: both big-endian, so a group's entries sort in order.
 fn key(group: u64, index: u64) -> [u8; 16] {
