@@ -22,20 +22,16 @@ use crate::records::{CleanClose, GroupBounds, LogId};
 /// Writes the record for `groups`, the published state of every group after the last
 /// write. Call only once nothing else writes and every write is published.
 pub(crate) fn write(db: &DB, groups: &Groups) -> Result<()> {
-    let mut ids: Vec<u64> = groups.keys().copied().collect();
-    ids.sort_unstable();
-    let record = CleanClose {
-        sequence: db.latest_sequence_number(),
-        groups: ids
-            .iter()
-            .filter_map(|id| groups.get(id).map(|s| (*id, s)))
-            .map(|(group, s)| GroupBounds {
-                group,
-                first_index: s.log.first_index,
-                last_log_id: s.log.last_log_id,
-            })
-            .collect(),
-    };
+    let mut bounds: Vec<GroupBounds> = groups
+        .iter()
+        .map(|(&group, s)| GroupBounds {
+            group,
+            first_index: s.log.first_index,
+            last_log_id: s.log.last_log_id,
+        })
+        .collect();
+    bounds.sort_unstable_by_key(|b| b.group);
+    let record = CleanClose { sequence: db.latest_sequence_number(), groups: bounds };
     db.put_cf(meta_cf(db)?, CLEAN_CLOSE_KEY, record.encode_to_vec())?;
     Ok(())
 }

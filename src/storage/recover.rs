@@ -2,8 +2,9 @@
 
 use rocksdb::DB;
 
+use super::clean_close::{self, Bounds};
 use super::codec::{self, MetaTag};
-use super::{Groups, clean_close, log_cf, meta_cf};
+use super::{Groups, log_cf, meta_cf};
 use crate::error::{Error, Result};
 use crate::records::LogId;
 
@@ -12,17 +13,14 @@ const RECOVERY_THREADS: usize = 4;
 /// Fewer groups than this per thread are read by fewer threads.
 const MIN_GROUPS_PER_THREAD: usize = 64;
 
-/// One group's bounds in `log`: its id, first index and last entry's log id.
-type Bounds = (u64, Option<u64>, Option<LogId>);
-
-/// The first index and last log id in `log` of each of `ids` (ascending), whose purged
-/// log ids are `purged`: a seek to the first index after the purge boundary, and one back
+/// The first index and last entry's log id in `log` of each listed group (ascending, with
+/// its purged log id): a seek to the first index after the purge boundary, and one back
 /// from the end of the group.
-fn log_bounds(db: &DB, ids: &[u64], purged: &[Option<LogId>]) -> Result<Vec<Bounds>> {
+fn log_bounds(db: &DB, groups: &[(u64, Option<LogId>)]) -> Result<Bounds> {
     let log = log_cf(db)?;
     let mut it = db.raw_iterator_cf(log);
-    let mut out = Vec::with_capacity(ids.len());
-    for (&group, purged) in ids.iter().zip(purged) {
+    let mut out = Bounds::with_capacity(groups.len());
+    for &(group, purged) in groups {
         it.seek(codec::log_key(group, purged.map_or(0, |p| p.index.saturating_add(1))));
         let first = match it.key().and_then(codec::parse_log_key) {
             Some((g, index)) if g == group => Some(index),
@@ -39,7 +37,7 @@ fn log_bounds(db: &DB, ids: &[u64], purged: &[Option<LogId>]) -> Result<Vec<Boun
             }
             it.status()?;
         }
-        out.push((group, first, last));
+        out.insert(group, (first, last));
     }
     Ok(out)
 }
@@ -68,49 +66,43 @@ pub(crate) fn recover(db: &DB) -> Result<(Groups, u64)> {
     }
     it.status()?;
 
-    if let Some(bounds) = clean_close::read(db)?
-        && bounds.len() == groups.len()
-        && groups.keys().all(|id| bounds.contains_key(id))
-    {
-        for (id, state) in &mut groups {
-            if let Some((first, last)) = bounds.get(id) {
-                state.log.first_index = *first;
-                state.log.last_log_id = *last;
-            }
+    // From the clean-close record when it covers every group, else by seeking.
+    let (bounds, seeked) = match clean_close::read(db)? {
+        Some(bounds) if bounds.len() == groups.len() && groups.keys().all(|id| bounds.contains_key(id)) => {
+            (bounds, 0)
         }
-        tracing::debug!(groups = groups.len(), "recovered group states from the clean-close record");
-        return Ok((groups, 0));
+        _ => (seek_bounds(db, &groups)?, u64::try_from(groups.len()).unwrap_or(u64::MAX)),
+    };
+    for (id, state) in &mut groups {
+        if let Some((first, last)) = bounds.get(id) {
+            state.log.first_index = *first;
+            state.log.last_log_id = last.or(state.log.purged);
+        }
     }
+    tracing::debug!(groups = groups.len(), seeked, "recovered group states");
+    Ok((groups, seeked))
+}
 
-    // Groups in key order, split among a few threads each with its own iterator: on a
-    // cold cache every group costs a block read or two, and in key order one group's last
-    // entry and the next group's first one share a block.
-    let mut ids: Vec<u64> = groups.keys().copied().collect();
-    ids.sort_unstable();
-    let purged: Vec<Option<LogId>> = ids.iter().map(|id| groups.get(id).and_then(|s| s.log.purged)).collect();
-    let threads = RECOVERY_THREADS.min(ids.len().div_ceil(MIN_GROUPS_PER_THREAD)).max(1);
-    let chunk = ids.len().div_ceil(threads).max(1);
-    let bounds: Vec<Result<Vec<Bounds>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = ids
-            .chunks(chunk)
-            .zip(purged.chunks(chunk))
-            .map(|(ids, purged)| scope.spawn(move || log_bounds(db, ids, purged)))
-            .collect();
+/// Every group's bounds read from the log: the groups in key order, split among a few
+/// threads each with its own iterator. On a cold cache every group costs a block read or
+/// two, and in key order one group's last entry and the next group's first share a block.
+fn seek_bounds(db: &DB, groups: &Groups) -> Result<Bounds> {
+    let mut purged: Vec<(u64, Option<LogId>)> = groups.iter().map(|(id, s)| (*id, s.log.purged)).collect();
+    purged.sort_unstable_by_key(|(id, _)| *id);
+    let threads = RECOVERY_THREADS.min(purged.len().div_ceil(MIN_GROUPS_PER_THREAD)).max(1);
+    let chunk = purged.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Bounds>> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            purged.chunks(chunk).map(|part| scope.spawn(move || log_bounds(db, part))).collect();
         workers
             .into_iter()
             // A panic in a reader is a bug: passed on as it is, not disguised as an error.
             .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     });
-    for part in bounds {
-        for (group, first, last) in part? {
-            if let Some(state) = groups.get_mut(&group) {
-                state.log.first_index = first;
-                state.log.last_log_id = last.or(state.log.purged);
-            }
-        }
+    let mut bounds = Bounds::with_capacity(groups.len());
+    for part in parts {
+        bounds.extend(part?);
     }
-    tracing::debug!(groups = groups.len(), "recovered group states");
-    let seeked = u64::try_from(ids.len()).unwrap_or(u64::MAX);
-    Ok((groups, seeked))
+    Ok(bounds)
 }
