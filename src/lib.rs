@@ -107,7 +107,7 @@ pub use handle::{Group, LogStore};
 pub use records::{Entry, HardState, LogId};
 pub use shared::Stats;
 pub use state::LogState;
-pub use storage::StorageStats;
 pub use storage::codec::FORMAT_VERSION;
+pub use storage::{StorageState, StorageStats};
 pub use units::ByteSize;
 pub use writer::Writer;

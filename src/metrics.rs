@@ -18,6 +18,7 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::error::{Error, Result};
+use crate::storage::{StorageState, StorageStats};
 
 /// Commit duration: one `WriteBatch` write plus its fsync (or a flush's fsync alone).
 pub const COMMIT_DURATION: &str = "rocklog_commit_duration_seconds";
@@ -51,6 +52,44 @@ pub const WRITE_ERRORS: &str = "rocklog_write_errors_total";
 pub const POISONED: &str = "rocklog_poisoned";
 /// Duration of reads, labelled by `op` (`entry`, `entries`, `term`).
 pub const READ_DURATION: &str = "rocklog_read_duration_seconds";
+
+/// 1 while RocksDB stops every write, 0 otherwise (sampled).
+pub const STORAGE_WRITES_STOPPED: &str = "rocklog_storage_writes_stopped";
+/// The rate RocksDB delays writes to, bytes per second; 0 when not delayed (sampled).
+pub const STORAGE_DELAYED_WRITE_RATE: &str = "rocklog_storage_delayed_write_rate_bytes";
+/// Bytes compaction must rewrite to bring every level under its target (sampled).
+pub const STORAGE_PENDING_COMPACTION: &str = "rocklog_storage_pending_compaction_bytes";
+/// Memtable flushes running (sampled).
+pub const STORAGE_RUNNING_FLUSHES: &str = "rocklog_storage_running_flushes";
+/// Compactions running (sampled).
+pub const STORAGE_RUNNING_COMPACTIONS: &str = "rocklog_storage_running_compactions";
+/// Bytes held by memtables (sampled).
+pub const STORAGE_MEMTABLE: &str = "rocklog_storage_memtable_bytes";
+/// Bytes held by the block cache (sampled).
+pub const STORAGE_BLOCK_CACHE: &str = "rocklog_storage_block_cache_bytes";
+/// Bytes of live SST files (sampled).
+pub const STORAGE_SST: &str = "rocklog_storage_sst_bytes";
+/// Bytes of WAL files (sampled).
+pub const STORAGE_WAL: &str = "rocklog_storage_wal_bytes";
+/// Bytes of live blob files (sampled; 0 without blob files).
+pub const STORAGE_BLOB: &str = "rocklog_storage_blob_bytes";
+/// SST files in level 0 (sampled).
+pub const STORAGE_L0_FILES: &str = "rocklog_storage_l0_files";
+/// Free bytes on the data directory's filesystem (sampled).
+pub const STORAGE_DISK_FREE: &str = "rocklog_storage_disk_free_bytes";
+/// Size of the data directory's filesystem in bytes (sampled).
+pub const STORAGE_DISK_CAPACITY: &str = "rocklog_storage_disk_capacity_bytes";
+/// Bytes RocksDB wrote to the WAL since the engine opened (sampled).
+pub const STORAGE_WAL_WRITTEN: &str = "rocklog_storage_wal_written_bytes_total";
+/// Bytes memtable flushes wrote since the engine opened (sampled).
+pub const STORAGE_FLUSH_WRITTEN: &str = "rocklog_storage_flush_written_bytes_total";
+/// Bytes compactions wrote since the engine opened (sampled).
+pub const STORAGE_COMPACTION_WRITTEN: &str = "rocklog_storage_compaction_written_bytes_total";
+/// Share of the time, 0 to 1, the writer spent stalled or slowed by RocksDB since the
+/// previous sample (a gauge: a counter of seconds would be whole seconds only).
+pub const STORAGE_STALL_RATIO: &str = "rocklog_storage_write_stall_ratio";
+/// How often the `rocklog_storage_*` series are sampled, off the write path.
+pub const STORAGE_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Histogram buckets for durations: 50 µs to ~13 s, about four per decade.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -135,6 +174,120 @@ pub fn describe() {
     describe_counter!(WRITE_ERRORS, Unit::Count, "Failed writes or fsyncs; each poisons the engine.");
     describe_gauge!(POISONED, Unit::Count, "1 while the engine is poisoned by a write failure, else 0.");
     describe_histogram!(READ_DURATION, Unit::Seconds, "Duration of log reads, by op.");
+    describe_storage();
+}
+
+/// Describes the sampled `rocklog_storage_*` series.
+fn describe_storage() {
+    let gauges = [
+        (STORAGE_WRITES_STOPPED, Unit::Count, "1 while RocksDB stops every write (write stall), else 0."),
+        (
+            STORAGE_DELAYED_WRITE_RATE,
+            Unit::Bytes,
+            "Bytes per second RocksDB slows writes to while delaying them; 0 when not delayed.",
+        ),
+        (
+            STORAGE_PENDING_COMPACTION,
+            Unit::Bytes,
+            "RocksDB's estimate of the bytes compaction must rewrite (the compaction backlog).",
+        ),
+        (STORAGE_RUNNING_FLUSHES, Unit::Count, "Memtable flushes running."),
+        (STORAGE_RUNNING_COMPACTIONS, Unit::Count, "Compactions running."),
+        (STORAGE_MEMTABLE, Unit::Bytes, "Bytes held by RocksDB's memtables."),
+        (STORAGE_BLOCK_CACHE, Unit::Bytes, "Bytes held by RocksDB's block cache."),
+        (STORAGE_SST, Unit::Bytes, "Bytes of live SST files."),
+        (STORAGE_WAL, Unit::Bytes, "Bytes of WAL files in the data directory."),
+        (STORAGE_BLOB, Unit::Bytes, "Bytes of live blob files (0 without blob files)."),
+        (STORAGE_L0_FILES, Unit::Count, "SST files in level 0 (writes slow at 20, stop at 36)."),
+        (STORAGE_DISK_FREE, Unit::Bytes, "Free bytes on the data directory's filesystem."),
+        (STORAGE_DISK_CAPACITY, Unit::Bytes, "Size of the data directory's filesystem."),
+    ];
+    for (name, unit, help) in gauges {
+        describe_gauge!(name, unit, help);
+    }
+    describe_counter!(STORAGE_WAL_WRITTEN, Unit::Bytes, "Bytes RocksDB wrote to the WAL.");
+    describe_counter!(
+        STORAGE_FLUSH_WRITTEN,
+        Unit::Bytes,
+        "Bytes memtable flushes wrote (SST and blob files)."
+    );
+    describe_counter!(STORAGE_COMPACTION_WRITTEN, Unit::Bytes, "Bytes compactions wrote.");
+    describe_gauge!(
+        STORAGE_STALL_RATIO,
+        Unit::Count,
+        "Share of the last sampling interval (0 to 1) the writer spent stalled or slowed by RocksDB."
+    );
+}
+
+/// The sampled `rocklog_storage_*` series.
+#[derive(Clone)]
+pub(crate) struct StorageMetrics {
+    writes_stopped: Gauge,
+    delayed_write_rate: Gauge,
+    pending_compaction: Gauge,
+    running_flushes: Gauge,
+    running_compactions: Gauge,
+    memtable: Gauge,
+    block_cache: Gauge,
+    sst: Gauge,
+    wal: Gauge,
+    blob: Gauge,
+    l0_files: Gauge,
+    disk_free: Gauge,
+    disk_capacity: Gauge,
+    wal_written: Counter,
+    flush_written: Counter,
+    compaction_written: Counter,
+    stall_ratio: Gauge,
+}
+
+impl StorageMetrics {
+    fn new() -> Self {
+        StorageMetrics {
+            writes_stopped: gauge!(STORAGE_WRITES_STOPPED),
+            delayed_write_rate: gauge!(STORAGE_DELAYED_WRITE_RATE),
+            pending_compaction: gauge!(STORAGE_PENDING_COMPACTION),
+            running_flushes: gauge!(STORAGE_RUNNING_FLUSHES),
+            running_compactions: gauge!(STORAGE_RUNNING_COMPACTIONS),
+            memtable: gauge!(STORAGE_MEMTABLE),
+            block_cache: gauge!(STORAGE_BLOCK_CACHE),
+            sst: gauge!(STORAGE_SST),
+            wal: gauge!(STORAGE_WAL),
+            blob: gauge!(STORAGE_BLOB),
+            l0_files: gauge!(STORAGE_L0_FILES),
+            disk_free: gauge!(STORAGE_DISK_FREE),
+            disk_capacity: gauge!(STORAGE_DISK_CAPACITY),
+            wal_written: counter!(STORAGE_WAL_WRITTEN),
+            flush_written: counter!(STORAGE_FLUSH_WRITTEN),
+            compaction_written: counter!(STORAGE_COMPACTION_WRITTEN),
+            stall_ratio: gauge!(STORAGE_STALL_RATIO),
+        }
+    }
+
+    /// Records one sample: the state now, RocksDB's counters since open, and the share of
+    /// the time since the previous sample the writer was stalled.
+    pub fn record(&self, state: &StorageState, counters: &StorageStats, stall_ratio: f64) {
+        // Gauges take f64: byte counts lose precision only above 2^53 (8 PiB).
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        self.writes_stopped.set(if state.writes_stopped { 1.0 } else { 0.0 });
+        self.delayed_write_rate.set(f(state.delayed_write_rate));
+        self.pending_compaction.set(f(state.pending_compaction_bytes));
+        self.running_flushes.set(f(state.running_flushes));
+        self.running_compactions.set(f(state.running_compactions));
+        self.memtable.set(f(state.memtable_bytes));
+        self.block_cache.set(f(state.block_cache_bytes));
+        self.sst.set(f(state.sst_bytes));
+        self.wal.set(f(state.wal_bytes));
+        self.blob.set(f(state.blob_bytes));
+        self.l0_files.set(f(state.l0_files));
+        self.disk_free.set(f(state.disk_free_bytes));
+        self.disk_capacity.set(f(state.disk_capacity_bytes));
+        self.wal_written.absolute(counters.wal_bytes);
+        self.flush_written.absolute(counters.flush_bytes);
+        self.compaction_written.absolute(counters.compaction_bytes);
+        self.stall_ratio.set(stall_ratio);
+    }
 }
 
 /// The engine's metric handles, resolved once at open.
@@ -155,6 +308,7 @@ pub(crate) struct Metrics {
     pub rejected: Counter,
     pub write_errors: Counter,
     pub poisoned: Gauge,
+    pub storage: StorageMetrics,
     read_duration: [Histogram; 3],
 }
 
@@ -180,6 +334,7 @@ impl Metrics {
             rejected: counter!(REJECTED),
             write_errors: counter!(WRITE_ERRORS),
             poisoned,
+            storage: StorageMetrics::new(),
             read_duration: [
                 histogram!(READ_DURATION, "op" => "entry"),
                 histogram!(READ_DURATION, "op" => "entries"),

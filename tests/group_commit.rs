@@ -166,3 +166,84 @@ async fn storage_stats_count_wal_syncs_and_flushes() {
     assert!(stats.flush_bytes <= (2 << 20) + (200 << 10), "purged entries reached an SST: {stats:?}");
     store.shutdown().await.unwrap();
 }
+
+/// RocksDB's state follows the engine's work, and the sampler records it as the
+/// `rocklog_storage_*` series without anyone asking: flushed entries show up as SST bytes
+/// in L0, large entries as blob bytes, and the filesystem's room is there.
+#[test]
+// Byte counts render as exact integers, well below 2^53.
+#[allow(clippy::cast_precision_loss, clippy::float_cmp)]
+fn storage_state_is_sampled_into_metrics() {
+    use rocklog::{ByteSize, Compression};
+
+    let recorder = rocklog::metrics::prometheus_builder().unwrap().build_recorder();
+    let handle = recorder.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.write_buffer_size = ByteSize::kib(256);
+    config.compression = Compression::None;
+    // Entries of 4 KiB go to blob files; the hard state and format records stay in SSTs.
+    config.blob_min_size = ByteSize::kib(1);
+    let store = metrics::with_local_recorder(&recorder, || LogStore::start(config)).unwrap();
+    let fresh = store.storage_state().unwrap();
+    assert!(!fresh.writes_stopped && fresh.delayed_write_rate == 0, "{fresh:?}");
+    assert_eq!((fresh.sst_bytes, fresh.blob_bytes, fresh.l0_files), (0, 0, 0), "{fresh:?}");
+    assert!(0 < fresh.disk_free_bytes && fresh.disk_free_bytes <= fresh.disk_capacity_bytes, "{fresh:?}");
+    assert!(fresh.wal_bytes > 0, "the format record is in the WAL: {fresh:?}");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let g = store.group(1);
+    for i in 0..128u64 {
+        rt.block_on(g.append(&random_entries(i * 4 + 1, 4, 1000 + i))).unwrap();
+        rt.block_on(g.save_hard_state(rocklog::HardState { term: 1, vote: Some(1), commit: i * 4 })).unwrap();
+    }
+    // 2 MiB through 256 KiB memtables: several flushes, most of it in blob files.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let state = loop {
+        let s = store.storage_state().unwrap();
+        if s.running_flushes == 0 && s.blob_bytes >= (3 << 20) / 2 || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(state.blob_bytes >= (3 << 20) / 2, "{state:?}");
+    assert!(state.sst_bytes > 0 && state.l0_files > 0, "{state:?}");
+    assert!(state.memtable_bytes > 0 && state.memtable_bytes < 2 << 20, "{state:?}");
+    assert_eq!(state.disk_bytes(), state.sst_bytes + state.wal_bytes + state.blob_bytes);
+
+    // The sampler runs once a second: wait for a sample taken after the writes.
+    std::thread::sleep(rocklog::metrics::STORAGE_SAMPLE_INTERVAL * 2);
+    let text = handle.render();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    assert!(value("rocklog_storage_blob_bytes") >= state.blob_bytes as f64, "{text}");
+    assert!(value("rocklog_storage_sst_bytes") > 0.0, "{text}");
+    assert!(value("rocklog_storage_l0_files") >= 1.0, "{text}");
+    assert!(value("rocklog_storage_wal_written_bytes_total") >= f64::from(2 << 20), "{text}");
+    assert!(value("rocklog_storage_flush_written_bytes_total") >= f64::from(3 << 20) / 2.0, "{text}");
+    assert!(value("rocklog_storage_disk_free_bytes") > 0.0, "{text}");
+    assert!(value("rocklog_storage_disk_capacity_bytes") >= value("rocklog_storage_disk_free_bytes"));
+    assert_eq!(value("rocklog_storage_writes_stopped"), 0.0, "{text}");
+    let stall = value("rocklog_storage_write_stall_ratio");
+    assert!((0.0..=1.0).contains(&stall), "{text}");
+    for name in [
+        "rocklog_storage_delayed_write_rate_bytes",
+        "rocklog_storage_pending_compaction_bytes",
+        "rocklog_storage_running_flushes",
+        "rocklog_storage_running_compactions",
+        "rocklog_storage_memtable_bytes",
+        "rocklog_storage_block_cache_bytes",
+        "rocklog_storage_wal_bytes",
+        "rocklog_storage_compaction_written_bytes_total",
+    ] {
+        assert!(value(name) >= 0.0, "{name}");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} is described");
+    }
+    rt.block_on(store.shutdown()).unwrap();
+    assert!(matches!(store.storage_state(), Err(rocklog::Error::Closed)));
+}

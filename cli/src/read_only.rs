@@ -76,6 +76,7 @@ pub fn inspect(args: &InspectArgs) -> CliResult {
         )
     })?;
     let unflushed = log.unflushed_writes()?;
+    let storage = log.storage_state()?;
     let mut out = BufWriter::new(io::stdout().lock());
     let written = if args.json {
         let groups: Vec<Value> = groups.iter().map(group_json).collect();
@@ -83,11 +84,20 @@ pub fn inspect(args: &InspectArgs) -> CliResult {
             "path": args.dir,
             "format_version": log.format_version(),
             "unflushed_writes": unflushed,
+            "storage": {
+                "sst_bytes": storage.sst_bytes,
+                "wal_bytes": storage.wal_bytes,
+                "blob_bytes": storage.blob_bytes,
+                "memtable_bytes": storage.memtable_bytes,
+                "l0_files": storage.l0_files,
+                "disk_free_bytes": storage.disk_free_bytes,
+                "disk_capacity_bytes": storage.disk_capacity_bytes,
+            },
             "groups": groups,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)
     } else {
-        print_inspect(&mut out, &log, &groups, unflushed)
+        print_inspect(&mut out, &log, &groups, unflushed, &storage)
     };
     finish(written.and_then(|()| out.flush()), ExitCode::SUCCESS)
 }
@@ -97,6 +107,7 @@ fn print_inspect(
     log: &OfflineLog,
     groups: &[GroupInfo],
     unflushed: u64,
+    storage: &rocklog::StorageState,
 ) -> io::Result<()> {
     let plural = if groups.len() == 1 { "" } else { "s" };
     writeln!(
@@ -105,6 +116,18 @@ fn print_inspect(
         log.path().display(),
         log.format_version(),
         groups.len()
+    )?;
+    writeln!(
+        out,
+        "on disk: {} (SST {}, {} L0 files; WAL {}; blob {}); memtables {}; filesystem {} free of {}",
+        human_bytes(storage.disk_bytes()),
+        human_bytes(storage.sst_bytes),
+        storage.l0_files,
+        human_bytes(storage.wal_bytes),
+        human_bytes(storage.blob_bytes),
+        human_bytes(storage.memtable_bytes),
+        human_bytes(storage.disk_free_bytes),
+        human_bytes(storage.disk_capacity_bytes),
     )?;
     if groups.is_empty() {
         return Ok(());

@@ -90,6 +90,8 @@ async fn inspect_shows_every_group_with_its_bounds_and_hard_state() {
     assert_eq!(row(&text, "1")[..9], ["1", "6", "20", "20@2", "5@1", "2", "3", "12", "15"], "{text}");
     assert_eq!(row(&text, "2")[..9], ["2", "1", "4", "4@1", "-", "-", "-", "-", "4"], "{text}");
     assert_eq!(row(&text, "3")[..9], ["3", "-", "-", "-", "-", "-", "-", "-", "0"], "{text}");
+    let sizes = text.lines().find(|l| l.starts_with("on disk: ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(sizes.contains("SST ") && sizes.contains("WAL ") && sizes.contains(" free of "), "{sizes}");
 }
 
 #[tokio::test]
@@ -101,6 +103,16 @@ async fn inspect_json_has_the_documented_fields() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["format_version"], rocklog::FORMAT_VERSION);
     assert_eq!(doc["unflushed_writes"], 0, "a clean close flushes the memtables");
+    let st = &doc["storage"];
+    // A clean close flushed everything: entries are in SST files, none in memtables.
+    assert!(st["sst_bytes"].as_u64().unwrap() > 0, "{st}");
+    assert!(
+        st["wal_bytes"].is_u64() && st["blob_bytes"].as_u64() == Some(0) && st["l0_files"].is_u64(),
+        "{st}"
+    );
+    let (free, capacity) =
+        (st["disk_free_bytes"].as_u64().unwrap(), st["disk_capacity_bytes"].as_u64().unwrap());
+    assert!(0 < free && free <= capacity, "{st}");
     let groups = doc["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 3);
     let a = &groups[0];

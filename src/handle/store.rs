@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::shared::{Shared, Stats};
 use crate::state::LogState;
-use crate::storage::StorageStats;
+use crate::storage::{StorageState, StorageStats};
 use crate::writer::Writer;
 use crate::writer::command::{Command, Op};
 use crate::writer::reply::{OnDurable, Reply};
@@ -74,6 +74,7 @@ impl LogStore {
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let shared = Arc::new(Shared::new(config, db, statistics, groups.clone(), Metrics::new()));
         crate::shared::Counters::add(&shared.stats.open_group_seeks, seeked);
+        crate::shared::sampler::start(&shared);
         let writer = Writer::new(rx, Arc::clone(&shared), groups);
         Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared }) }, writer))
     }
@@ -135,6 +136,18 @@ impl LogStore {
     /// stalled.
     pub fn storage_stats(&self) -> StorageStats {
         self.shared().storage_stats()
+    }
+
+    /// RocksDB's state now: whether writes are stalled, the compaction backlog, memory in
+    /// memtables and the block cache, the size of the SST, WAL and blob files, and the
+    /// room left on the disk. The engine also records it as the `rocklog_storage_*`
+    /// metrics once a second.
+    ///
+    /// Fails with [`Error::Closed`] after shutdown, [`Error::Storage`] when RocksDB cannot
+    /// answer, and [`Error::Io`] when the data directory cannot be listed or its
+    /// filesystem queried.
+    pub fn storage_state(&self) -> Result<StorageState> {
+        self.shared().storage_state()
     }
 
     /// True once a write has failed; see [`Error::Poisoned`].

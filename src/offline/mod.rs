@@ -122,6 +122,16 @@ impl OfflineLog {
         &self.path
     }
 
+    /// RocksDB's state of the directory as opened: sizes of the SST, WAL and blob files,
+    /// memtables (the WAL replayed at open), L0 files, and the room left on the disk.
+    /// Stall and compaction figures describe this read-only view, which runs none.
+    ///
+    /// Fails with [`Error::Storage`] when RocksDB cannot answer, and [`Error::Io`] when the
+    /// directory cannot be listed or its filesystem queried.
+    pub fn storage_state(&self) -> Result<crate::StorageState> {
+        crate::storage::properties::read(&self.db, &self.path)
+    }
+
     /// The on-disk format version recorded in the directory.
     pub fn format_version(&self) -> u32 {
         self.format_version

@@ -4,7 +4,8 @@
 //!   batch half-way between RocksDB and its published bounds for a hole;
 //! - [`poison`]: refusing every write after one failed;
 //! - [`lifecycle`]: whether the writer runs, and waiting for it to stop;
-//! - [`stats`]: the counters behind [`LogStore::stats`](crate::LogStore::stats).
+//! - [`stats`]: the counters behind [`LogStore::stats`](crate::LogStore::stats);
+//! - [`sampler`]: the thread that records RocksDB's state as metrics once a second.
 //!
 //! [`Shared`] ties them together with the database and the groups' published state. It
 //! sits below both the handles and the writer and knows neither.
@@ -12,6 +13,7 @@
 mod epoch;
 mod lifecycle;
 mod poison;
+pub(crate) mod sampler;
 mod stats;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
@@ -24,7 +26,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::GroupState;
-use crate::storage::{DbStatistics, Groups, StorageStats};
+use crate::storage::{DbStatistics, Groups, StorageState, StorageStats};
 pub(crate) use epoch::WriteEpoch;
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use poison::Poison;
@@ -82,6 +84,15 @@ impl Shared {
     /// RocksDB's counters now (they stay readable after the database closed).
     pub fn storage_stats(&self) -> StorageStats {
         self.statistics.snapshot()
+    }
+
+    /// RocksDB's state now: stalls, backlog, memory and sizes.
+    ///
+    /// Fails with [`Error::Closed`] once the database closed, or as
+    /// [`crate::storage::properties::read`] does.
+    pub fn storage_state(&self) -> Result<StorageState> {
+        let db = self.db()?;
+        crate::storage::properties::read(&db, &self.config.path)
     }
 
     /// The open database for one read, or `Closed`.

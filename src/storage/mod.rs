@@ -5,11 +5,13 @@
 //! - [`open`]: classifying a directory, RocksDB options, creating and opening it;
 //! - [`recover`]: rebuilding every group's state at open, O(groups);
 //! - [`clean_close`]: the record that spares a clean reopen its seeks;
-//! - [`statistics`]: RocksDB's own counters of what reached the disk.
+//! - [`statistics`]: RocksDB's own counters of what reached the disk;
+//! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space.
 
 pub(crate) mod clean_close;
 pub(crate) mod codec;
 mod open;
+pub(crate) mod properties;
 mod recover;
 mod statistics;
 
@@ -22,6 +24,7 @@ use crate::state::GroupState;
 use codec::{LOG_CF, META_CF};
 
 pub(crate) use open::{open, open_read_only};
+pub use properties::StorageState;
 pub(crate) use recover::recover;
 pub(crate) use statistics::DbStatistics;
 pub use statistics::StorageStats;
