@@ -4,7 +4,8 @@
 //! - **bad input** ([`Error::Gap`], [`Error::NonContiguous`], [`Error::BelowPurgeBoundary`],
 //!   [`Error::BelowFirstIndex`], [`Error::EntryTooLarge`], [`Error::TermMismatch`],
 //!   [`Error::TermRegression`], [`Error::GroupNotFound`], [`Error::Compacted`],
-//!   [`Error::InvalidConfig`]): the command
+//!   [`Error::InvalidConfig`], and for checkpoints [`Error::DestinationExists`] and
+//!   [`Error::NoSpace`]): the command
 //!   was refused before anything was written; the engine is unchanged and still usable;
 //! - **engine state** ([`Error::WriteFailed`], [`Error::Poisoned`], [`Error::Closed`]): the engine cannot accept
 //!   writes any more; reopen it;
@@ -195,6 +196,27 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The destination of a checkpoint or backup exists and is not an empty directory;
+    /// nothing was written.
+    #[error("{path} already exists and is not an empty directory; a checkpoint needs a new or empty one")]
+    DestinationExists {
+        /// The destination given.
+        path: PathBuf,
+    },
+
+    /// The filesystem that would hold a checkpoint or backup has less room than the copy
+    /// needs; nothing was written.
+    #[error("not enough space for {path}: it needs about {needed} bytes and {available} are free")]
+    NoSpace {
+        /// The destination given.
+        path: PathBuf,
+        /// Bytes the copy needs: the WAL alone when its files can be hard-linked, every
+        /// SST, blob and WAL file when they must be copied.
+        needed: u64,
+        /// Bytes free on the destination's filesystem.
+        available: u64,
+    },
+
     /// RocksDB reported an error.
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
@@ -216,6 +238,8 @@ impl Error {
                 | Error::TermRegression { .. }
                 | Error::GroupNotFound(_)
                 | Error::InvalidConfig(_)
+                | Error::DestinationExists { .. }
+                | Error::NoSpace { .. }
         )
     }
 

@@ -103,7 +103,7 @@ pub use adapters::openraft10;
 pub use adapters::raft_rs;
 pub use config::{Compression, Config, Durability};
 pub use error::{Error, Result};
-pub use handle::{Group, LogStore};
+pub use handle::{CheckpointReport, CopyMethod, Group, LogStore};
 pub use records::{Entry, HardState, LogId};
 pub use shared::Stats;
 pub use state::LogState;

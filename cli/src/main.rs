@@ -1,8 +1,9 @@
 //! `rocklog`: benchmark the engine against the baselines a user would otherwise pick, and
-//! inspect, dump or check a data directory offline.
+//! inspect, dump, check or back up a data directory offline.
 
 #![forbid(unsafe_code)]
 
+mod backup;
 mod bench;
 #[cfg(feature = "d-engine")]
 mod import;
@@ -31,6 +32,10 @@ enum Command {
     Dump(read_only::DumpArgs),
     /// Read every record and report holes, decode errors and inconsistencies.
     Check(read_only::CheckArgs),
+    /// Copy a stopped engine's directory into a new one (hard links on the same
+    /// filesystem, copies elsewhere), verified like `check`. For a running engine, call
+    /// `LogStore::checkpoint` in its process.
+    Backup(backup::BackupArgs),
     /// Copy a d-engine 0.2.3 RocksDB log (column families `logs` and `meta`) and its hard
     /// state into a new rocklog directory, then verify the copy.
     #[cfg(feature = "d-engine")]
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => read_only::inspect(&args),
         Command::Dump(args) => read_only::dump(&args),
         Command::Check(args) => read_only::check(&args),
+        Command::Backup(args) => backup::run(&args),
         #[cfg(feature = "d-engine")]
         Command::ImportDEngine(args) => import::run(&args),
         Command::BenchWriter(args) => bench::writer_child(&args),

@@ -357,7 +357,7 @@ fn finish(written: io::Result<()>, code: ExitCode) -> CliResult {
 
 /// `1536` → `1.5 KiB`.
 #[allow(clippy::cast_precision_loss)] // one decimal is printed
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;

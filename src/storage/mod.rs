@@ -4,10 +4,12 @@
 //! - [`codec`]: key layout and record encodings (prost), the format version;
 //! - [`open`]: classifying a directory, RocksDB options, creating and opening it;
 //! - [`recover`]: rebuilding every group's state at open, O(groups);
+//! - [`checkpoint`]: a consistent copy of the live database in a new directory;
 //! - [`clean_close`]: the record that spares a clean reopen its seeks;
 //! - [`statistics`]: RocksDB's own counters of what reached the disk;
 //! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space.
 
+pub(crate) mod checkpoint;
 pub(crate) mod clean_close;
 pub(crate) mod codec;
 mod open;

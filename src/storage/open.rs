@@ -202,7 +202,8 @@ fn create_dir_durably(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// Fsyncs the directory `path`, making the entries in it durable.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
