@@ -325,8 +325,10 @@ impl Filesystem for CrashFuse {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        // Plenty of room: 64 GiB in 4 KiB blocks, a million inodes.
-        reply.statfs(1 << 24, 1 << 24, 1 << 24, 1 << 20, 1 << 20, 4096, 255, 4096);
+        // Plenty of room unless a test said otherwise: 64 GiB in 4 KiB blocks, a million
+        // inodes.
+        let free = self.tree().free_bytes.map_or(1 << 24, |b| b / 4096);
+        reply.statfs(1 << 24, free, free, 1 << 20, 1 << 20, 4096, 255, 4096);
     }
 
     /// Only asked without `default_permissions`; this filesystem mounts with it, so the

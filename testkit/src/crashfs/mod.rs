@@ -209,6 +209,12 @@ impl CrashFs {
         self.shared.tree().fail_fsyncs = n;
     }
 
+    /// `Some(bytes)`: `statfs` reports that much free space from now on (writes are not
+    /// limited by it: see [`CrashFs::fail_writes_enospc`]); `None`: 64 GiB, the default.
+    pub fn report_free_bytes(&self, bytes: Option<u64>) {
+        self.shared.tree().free_bytes = bytes;
+    }
+
     /// While `on`, writes and allocating fallocates fail with ENOSPC.
     pub fn fail_writes_enospc(&self, on: bool) {
         self.shared.tree().enospc = on;

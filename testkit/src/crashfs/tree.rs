@@ -116,6 +116,8 @@ pub(crate) struct Tree {
     pub(crate) enospc: bool,
     /// `Some(seed)`: a crash keeps a random prefix of each file's last unsynced write.
     pub(crate) torn_seed: Option<u64>,
+    /// `Some(bytes)`: what `statfs` reports as free (the default: 64 GiB, all free).
+    pub(crate) free_bytes: Option<u64>,
 }
 
 impl Tree {
@@ -130,6 +132,7 @@ impl Tree {
             fail_fsyncs: 0,
             enospc: false,
             torn_seed: None,
+            free_bytes: None,
         };
         let mut root = Inode::new(FileType::Directory, 0o755, 0, 0, 0, Body::Dir(DirData::default()));
         root.links = 1;
