@@ -57,6 +57,21 @@ fn bench_json_has_every_field_for_every_backend() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// With no --preset and no flag changing its shape, the run is W2 and is labelled so.
+#[test]
+fn the_default_run_is_labelled_w2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        rocklog().args(["bench", "--json", "--appends", "40", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["workload"], "W2-concurrent");
+    assert_eq!(rows[0]["params"]["proposers"], 64);
+    assert_eq!(rows[0]["params"]["groups"], 64);
+}
+
 #[test]
 fn bench_prints_a_table_with_ratios() {
     let out = rocklog()

@@ -31,7 +31,7 @@ mod secs {
 }
 
 /// Purges during the run: every `every`, each group keeps its last `keep` entries.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Purge {
     #[serde(with = "secs")]
     pub every: Duration,
@@ -54,6 +54,17 @@ pub struct Workload {
     pub rss_every: Option<Duration>,
     /// W6: after the run (the fill), time reopens of the store.
     pub recovery: bool,
+}
+
+impl Workload {
+    /// Whether `self` does the same work as `other` for every append: the same proposers,
+    /// groups, entries, readers, purges and reopens. How long it runs (`stop`) and how
+    /// often it samples RSS are not its shape.
+    pub fn same_shape(&self, other: &Workload) -> bool {
+        (self.proposers, self.groups, self.entry_bytes, self.entries_per_append)
+            == (other.proposers, other.groups, other.entry_bytes, other.entries_per_append)
+            && (self.readers, self.purge, self.recovery) == (other.readers, other.purge, other.recovery)
+    }
 }
 
 /// What one run measured.

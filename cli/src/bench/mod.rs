@@ -59,8 +59,11 @@ const FILL_BYTES: u64 = 2 << 30;
 /// Options of `rocklog bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Standard workload(s) to run (repeatable). Without one, a custom workload from the
-    /// flags below (defaults: W2's shape).
+    /// Standard workload(s) to run (repeatable). Without one, W2's shape with the flags
+    /// below applied: labelled W2-concurrent while it still is W2, `custom` once
+    /// --proposers, --groups, --entry-bytes or --entries-per-append change that shape
+    /// (--duration, --appends, --rounds and rocklog's settings do not; the --purge-* and
+    /// --fill-bytes flags do nothing without W5/W6/W7/soak).
     #[arg(long, value_enum)]
     preset: Vec<Preset>,
     /// Concurrent proposer tasks.
@@ -201,9 +204,7 @@ fn preset(p: Preset) -> Vec<Workload> {
 impl BenchArgs {
     fn workloads(&self) -> Vec<Workload> {
         let mut workloads: Vec<Workload> = if self.preset.is_empty() {
-            let mut w = preset(Preset::W2);
-            w[0].name = "custom".into();
-            w
+            preset(Preset::W2)
         } else {
             self.preset.iter().copied().flat_map(preset).collect()
         };
@@ -236,6 +237,15 @@ impl BenchArgs {
             if let Some(p) = w.purge.as_mut() {
                 p.keep = self.purge_keep.unwrap_or(p.keep);
                 p.every = self.purge_every.unwrap_or(p.every);
+            }
+        }
+        // The default run is W2 and says so, unless the flags made it something else:
+        // by the shape it ended up with, so `--proposers 64` alone is still W2.
+        if self.preset.is_empty() {
+            for (w, w2) in workloads.iter_mut().zip(preset(Preset::W2)) {
+                if !w.same_shape(&w2) {
+                    w.name = "custom".into();
+                }
             }
         }
         workloads
@@ -431,4 +441,49 @@ fn millis(d: std::time::Duration) -> u64 {
 #[allow(clippy::cast_precision_loss)] // a count past 2^53 is out of reach
 fn rate(count: u64, over: std::time::Duration) -> f64 {
     count as f64 / over.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::BenchArgs;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    /// The label of the default run (no --preset) under these flags.
+    fn label(flags: &[&str]) -> String {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(flags.iter().copied())).unwrap();
+        let workloads = cli.bench.workloads();
+        assert_eq!(workloads.len(), 1);
+        workloads[0].name.clone()
+    }
+
+    #[test]
+    fn the_default_run_is_w2_until_its_shape_changes() {
+        for same in [
+            &[][..],
+            &["--appends", "40"],
+            &["--duration", "1s", "--rounds", "3"],
+            &["--durability", "buffered", "--linger", "0s", "--max-batch-entries", "8"],
+            &["--proposers", "64", "--groups", "64", "--entry-bytes", "256", "--entries-per-append", "1"],
+            &["--purge-keep", "5", "--purge-every", "2s", "--fill-bytes", "1MiB"],
+        ] {
+            assert_eq!(label(same), "W2-concurrent", "{same:?}");
+        }
+        for changed in [
+            &["--proposers", "4"][..],
+            &["--groups", "65"],
+            &["--entry-bytes", "100"],
+            &["--entries-per-append", "2"],
+        ] {
+            assert_eq!(label(changed), "custom", "{changed:?}");
+        }
+    }
 }
