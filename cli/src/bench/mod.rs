@@ -62,8 +62,8 @@ pub struct BenchArgs {
     /// Standard workload(s) to run (repeatable). Without one, W2's shape with the flags
     /// below applied: labelled W2-concurrent while it still is W2, `custom` once
     /// --proposers, --groups, --entry-bytes or --entries-per-append change that shape
-    /// (--duration, --appends, --rounds and rocklog's settings do not; the --purge-* and
-    /// --fill-bytes flags do nothing without W5/W6/W7/soak).
+    /// (--duration, --appends, --rounds and rocklog's settings do not; --purge-* and
+    /// --fill-bytes do not apply to it).
     #[arg(long, value_enum)]
     preset: Vec<Preset>,
     /// Concurrent proposer tasks.
