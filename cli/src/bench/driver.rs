@@ -86,6 +86,8 @@ pub struct Measured {
     pub sst_bytes: Option<[u64; 3]>,
     /// W6's reopen times, filled in after the run.
     pub reopens: Option<super::recovery::Reopens>,
+    /// With `--dir`: the run's data directory, kept; filled in after the run.
+    pub kept_dir: Option<std::path::PathBuf>,
 }
 
 /// A latency histogram in nanoseconds: 1 ns to 100 s at 3 significant digits.
@@ -238,6 +240,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         rss_samples,
         sst_bytes,
         reopens: None,
+        kept_dir: None,
     })
 }
 
