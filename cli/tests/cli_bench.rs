@@ -51,10 +51,123 @@ fn bench_json_has_every_field_for_every_backend() {
         assert_eq!(row["params"]["proposers"], 4);
         assert_eq!(row["config"]["durability"], "sync");
     }
-    // 40 appends of one entry, and the run directories were cleaned up.
+    // 40 appends of one entry.
     let rocklog_row = rows[0];
     assert!(rocklog_row["entries_per_commit"].as_f64().unwrap() >= 1.0);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // With --dir every run's directory is kept, one per backend, and each row names its own.
+    let mut kept: Vec<std::path::PathBuf> = rows.iter().map(|r| one_dir(r)).collect();
+    for (path, backend) in kept.iter().zip(&backends) {
+        assert_eq!(path.parent(), Some(dir.path()), "{}", path.display());
+        assert_eq!(path.file_name().unwrap().to_str().unwrap(), format!("custom-{backend}-0"));
+        assert!(path.is_dir(), "{}", path.display());
+    }
+    kept.sort();
+    let mut present: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    present.sort();
+    assert_eq!(present, kept);
+}
+
+/// The one kept directory of a one-round JSON row (`dirs`), checked to be absolute.
+fn one_dir(row: &serde_json::Value) -> std::path::PathBuf {
+    let dirs = row["dirs"].as_array().unwrap_or_else(|| panic!("no dirs in {row}"));
+    assert_eq!(dirs.len(), 1, "{row}");
+    let path = std::path::PathBuf::from(dirs[0].as_str().unwrap());
+    assert!(path.is_absolute(), "{}", path.display());
+    path
+}
+
+/// Every file below `dir` with its contents.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// After `bench --dir D` rocklog's run directory is there, and the offline tools read it
+/// as they would any engine's directory.
+#[test]
+fn a_kept_run_directory_is_one_inspect_check_and_dump_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rocklog()
+        .args(["bench", "--backends", "rocklog,raw-batched", "--appends", "20", "--proposers", "2", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {err}");
+    // The table on stdout, and where each run is on stderr.
+    let kept: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("kept: ")).collect();
+    assert_eq!(kept.len(), 2, "{err}");
+    let data = dir.path().join("custom-rocklog-0");
+    assert_eq!(kept[0], data.to_str().unwrap(), "{err}");
+    assert!(data.is_dir() && dir.path().join("custom-raw-batched-0").is_dir());
+
+    let offline = |args: &[&str]| {
+        let out = rocklog().arg(args[0]).arg(&data).args(&args[1..]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    offline(&["check"]);
+    assert!(offline(&["inspect"]).contains("groups"));
+    let doc: serde_json::Value = serde_json::from_str(&offline(&["inspect", "--json"])).unwrap();
+    let groups = doc["groups"].as_array().unwrap();
+    assert!(!groups.is_empty(), "{doc}");
+    let written = groups.iter().find(|g| g["entry_count"].as_u64() > Some(0)).expect("a group with entries");
+    let id = written["id"].as_u64().unwrap().to_string();
+    assert!(offline(&["dump", "--group", &id]).lines().count() > 1);
+}
+
+/// The same bench twice into one --dir: the second run gets a directory of its own, and
+/// the first run's data, and anything else already there, stay exactly as they were.
+#[test]
+fn a_second_bench_into_the_same_dir_keeps_the_first_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"the user's").unwrap();
+    let bench = || {
+        let out = rocklog()
+            .args(["bench", "--json", "--appends", "20", "--proposers", "2", "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        one_dir(&json[0])
+    };
+    let first = bench();
+    assert_eq!(first, dir.path().join("custom-rocklog-0"));
+    let before = snapshot(&first);
+    assert!(!before.is_empty());
+    let second = bench();
+    assert_eq!(second, dir.path().join("custom-rocklog-0.2"));
+    assert_eq!(snapshot(&first), before, "the second bench changed the first's data");
+    assert!(second.is_dir());
+    assert_eq!(std::fs::read(dir.path().join("notes.txt")).unwrap(), b"the user's");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+}
+
+/// With no --preset and no flag changing its shape, the run is W2 and is labelled so.
+#[test]
+fn the_default_run_is_labelled_w2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        rocklog().args(["bench", "--json", "--appends", "40", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["workload"], "W2-concurrent");
+    assert_eq!(rows[0]["params"]["proposers"], 64);
+    assert_eq!(rows[0]["params"]["groups"], 64);
+    assert_eq!(one_dir(&rows[0]), dir.path().join("W2-concurrent-rocklog-0"));
 }
 
 #[test]
@@ -67,6 +180,8 @@ fn bench_prints_a_table_with_ratios() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("entries/s"), "{text}");
     assert!(text.contains("rocklog vs rocksdb-sync"), "{text}");
+    // Without --dir nothing is kept, so nothing is listed.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("kept:"));
 }
 
 /// The backends `--compare` leaves out run too, and `--plot` draws every backend of the

@@ -154,7 +154,9 @@ impl Backend {
         let baseline = |b: Baseline, drive| Ok(Backend::Baseline(Arc::new(b), drive));
         match kind {
             Kind::Rocklog => {
-                let config = Config { path: dir.join("rocklog"), ..config.clone() };
+                // `dir` itself, so a run directory kept by --dir is one `rocklog inspect`,
+                // `check` and `dump` read as it is.
+                let config = Config { path: dir.to_owned(), ..config.clone() };
                 Ok(Backend::Rocklog(LogStore::start(config)?))
             }
             Kind::Raw => baseline(Baseline::Raw(Raw::open(dir)?), Drive::Threads),

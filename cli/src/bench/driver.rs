@@ -31,7 +31,7 @@ mod secs {
 }
 
 /// Purges during the run: every `every`, each group keeps its last `keep` entries.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Purge {
     #[serde(with = "secs")]
     pub every: Duration,
@@ -56,6 +56,17 @@ pub struct Workload {
     pub recovery: bool,
 }
 
+impl Workload {
+    /// Whether `self` does the same work as `other` for every append: the same proposers,
+    /// groups, entries, readers, purges and reopens. How long it runs (`stop`) and how
+    /// often it samples RSS are not its shape.
+    pub fn same_shape(&self, other: &Workload) -> bool {
+        (self.proposers, self.groups, self.entry_bytes, self.entries_per_append)
+            == (other.proposers, other.groups, other.entry_bytes, other.entries_per_append)
+            && (self.readers, self.purge, self.recovery) == (other.readers, other.purge, other.recovery)
+    }
+}
+
 /// What one run measured.
 pub struct Measured {
     pub elapsed: Duration,
@@ -75,6 +86,8 @@ pub struct Measured {
     pub sst_bytes: Option<[u64; 3]>,
     /// W6's reopen times, filled in after the run.
     pub reopens: Option<super::recovery::Reopens>,
+    /// With `--dir`: the run's data directory, kept; filled in after the run.
+    pub kept_dir: Option<std::path::PathBuf>,
 }
 
 /// A latency histogram in nanoseconds: 1 ns to 100 s at 3 significant digits.
@@ -227,6 +240,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         rss_samples,
         sst_bytes,
         reopens: None,
+        kept_dir: None,
     })
 }
 

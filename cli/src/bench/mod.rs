@@ -14,7 +14,7 @@ mod report;
 mod rocks;
 mod sys;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,8 +59,11 @@ const FILL_BYTES: u64 = 2 << 30;
 /// Options of `rocklog bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Standard workload(s) to run (repeatable). Without one, a custom workload from the
-    /// flags below (defaults: W2's shape).
+    /// Standard workload(s) to run (repeatable). Without one, W2's shape with the flags
+    /// below applied: labelled W2-concurrent while it still is W2, `custom` once
+    /// --proposers, --groups, --entry-bytes or --entries-per-append change that shape
+    /// (--duration, --appends, --rounds and rocklog's settings do not; --purge-* and
+    /// --fill-bytes do not apply to it).
     #[arg(long, value_enum)]
     preset: Vec<Preset>,
     /// Concurrent proposer tasks.
@@ -103,8 +106,15 @@ pub struct BenchArgs {
     /// rocklog: how long a batch waits for more commands, e.g. 0s, 200us.
     #[arg(long, value_parser = rocklog::units::parse_duration)]
     linger: Option<Duration>,
-    /// Where to put the data (default: a temporary directory, removed afterwards).
-    #[arg(long)]
+    /// Where to put the data. Without it: a temporary directory, removed afterwards.
+    /// With it, every run's data directory is KEPT, for `rocklog inspect`/`check`/`dump`:
+    /// DIR/<workload>-<backend>-<round> (rounds from 0; DIR is created if missing), with
+    /// `.2`, `.3`, ... appended when that name is taken, as by an earlier bench into the
+    /// same DIR; nothing already in DIR is reused, changed or removed. Each kept path is
+    /// printed on stderr (`kept: PATH`), or under `dirs` in every --json row. Kept runs
+    /// take disk space (W6 fills 2 GiB per backend and round, raw-prealloc 64 MiB): remove
+    /// them when done.
+    #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// rocklog settings from a TOML file (flags above override it).
     #[arg(long)]
@@ -201,9 +211,7 @@ fn preset(p: Preset) -> Vec<Workload> {
 impl BenchArgs {
     fn workloads(&self) -> Vec<Workload> {
         let mut workloads: Vec<Workload> = if self.preset.is_empty() {
-            let mut w = preset(Preset::W2);
-            w[0].name = "custom".into();
-            w
+            preset(Preset::W2)
         } else {
             self.preset.iter().copied().flat_map(preset).collect()
         };
@@ -236,6 +244,15 @@ impl BenchArgs {
             if let Some(p) = w.purge.as_mut() {
                 p.keep = self.purge_keep.unwrap_or(p.keep);
                 p.every = self.purge_every.unwrap_or(p.every);
+            }
+        }
+        // The default run is W2 and says so, unless the flags made it something else:
+        // by the shape it ended up with, so `--proposers 64` alone is still W2.
+        if self.preset.is_empty() {
+            for (w, w2) in workloads.iter_mut().zip(preset(Preset::W2)) {
+                if !w.same_shape(&w2) {
+                    w.name = "custom".into();
+                }
             }
         }
         workloads
@@ -308,27 +325,19 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
             eprintln!("serving metrics on http://{addr}/metrics");
         }
     }
-    let tmp;
-    let root = match &args.dir {
-        Some(dir) if dir.exists() && !dir.is_dir() => {
-            return Err(format!("--dir {} is not a directory", dir.display()).into());
-        }
-        Some(dir) => dir.clone(),
-        None => {
-            tmp = tempfile::Builder::new().prefix("rocklog-bench-").tempdir()?;
-            tmp.path().to_owned()
-        }
-    };
+    let data = Root::new(args.dir.as_deref())?;
+    let (root, keep) = (data.path(), matches!(data, Root::Kept(_)));
     let show_progress = !args.json || args.progress;
     let mut results = Vec::new();
     for w in &workloads {
         let runs_here: Vec<Kind> = if w.recovery {
-            let (keep, skip): (Vec<Kind>, Vec<Kind>) = backends.iter().partition(|k| recovery::reopens(**k));
+            let (reopened, skip): (Vec<Kind>, Vec<Kind>) =
+                backends.iter().partition(|k| recovery::reopens(**k));
             if !skip.is_empty() && !args.json {
                 let names: Vec<&str> = skip.iter().map(|k| k.name()).collect();
                 eprintln!("{}: skipping {} (nothing to reopen)", w.name, names.join(", "));
             }
-            keep
+            reopened
         } else {
             backends.clone()
         };
@@ -342,19 +351,32 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
             for k in 0..n {
                 let (kind, measured) = &mut runs[(k + round) % n];
                 nix::unistd::sync();
-                let dir = root.join(format!("{}-{}-{}", w.name, kind.name(), round));
                 let label = format!("{} {} round {}/{}", w.name, kind.name(), round + 1, args.rounds);
+                let dir =
+                    claim_run_dir(root, &format!("{}-{}-{}", w.name, kind.name(), round)).map_err(|e| {
+                        format!("{label}: cannot create its directory in {}: {e}", root.display())
+                    })?;
+                // A failed run's data stays too, with --dir: say where.
+                let kept_in =
+                    if keep { format!(" (its data is kept in {})", dir.display()) } else { String::new() };
                 let mut m = runtime
                     .block_on(run_one(*kind, &dir, &config, w, &label, show_progress))
-                    .map_err(|e| format!("{label}: {e}"))?;
+                    .map_err(|e| format!("{label}: {e}{kept_in}"))?;
                 if w.recovery {
                     let mut reopens = recovery::Reopens::default();
                     runtime
                         .block_on(recovery::round(*kind, &dir, &config, &mut reopens))
-                        .map_err(|e| format!("{label}: reopen: {e}"))?;
+                        .map_err(|e| format!("{label}: reopen: {e}{kept_in}"))?;
                     m.reopens = Some(reopens);
                 }
-                std::fs::remove_dir_all(&dir).ok();
+                if keep {
+                    if !args.json {
+                        eprintln!("kept: {}", dir.display());
+                    }
+                    m.kept_dir = Some(dir);
+                } else {
+                    std::fs::remove_dir_all(&dir).ok();
+                }
                 measured.push(m);
             }
         }
@@ -378,9 +400,65 @@ fn run_bench(args: &BenchArgs) -> Result<ExitCode, BoxError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the runs' directories go.
+enum Root {
+    /// `--dir`, made absolute so the paths printed and in the JSON work from anywhere:
+    /// every run's directory is kept.
+    Kept(PathBuf),
+    /// A temporary directory: each run's directory is removed after it, and the whole
+    /// directory when this is dropped, even after a failed run.
+    Temporary(tempfile::TempDir),
+}
+
+impl Root {
+    /// `--dir` (created if missing) when given, a new temporary directory otherwise.
+    fn new(dir: Option<&Path>) -> Result<Root, BoxError> {
+        match dir {
+            Some(dir) if dir.exists() && !dir.is_dir() => {
+                Err(format!("--dir {} is not a directory", dir.display()).into())
+            }
+            Some(dir) => {
+                let refused = |e: std::io::Error| format!("--dir {}: {e}", dir.display());
+                std::fs::create_dir_all(dir).map_err(refused)?;
+                Ok(Root::Kept(std::path::absolute(dir).map_err(refused)?))
+            }
+            None => Ok(Root::Temporary(tempfile::Builder::new().prefix("rocklog-bench-").tempdir()?)),
+        }
+    }
+
+    /// The directory the runs' directories are made in.
+    fn path(&self) -> &Path {
+        match self {
+            Root::Kept(path) => path,
+            Root::Temporary(tmp) => tmp.path(),
+        }
+    }
+}
+
+/// Creates a new directory for one run in `root`: `root/name`, or `root/name.2`,
+/// `root/name.3`, ... when that name is taken (by an earlier bench into the same --dir, a
+/// preset given twice, or anything else), so a run never reuses, changes or removes what
+/// is already there. `create_dir` claims a name atomically: two benches sharing a --dir
+/// cannot pick the same one.
+fn claim_run_dir(root: &Path, name: &str) -> std::io::Result<PathBuf> {
+    const MOST: u32 = 10_000;
+    for n in 1..=MOST {
+        let dir = if n == 1 { root.join(name) } else { root.join(format!("{name}.{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{name}, and {name}.2 to {name}.{MOST}, are all taken"),
+    ))
+}
+
 async fn run_one(
     kind: Kind,
-    dir: &std::path::Path,
+    dir: &Path,
     config: &Config,
     w: &Workload,
     label: &str,
@@ -431,4 +509,67 @@ fn millis(d: std::time::Duration) -> u64 {
 #[allow(clippy::cast_precision_loss)] // a count past 2^53 is out of reach
 fn rate(count: u64, over: std::time::Duration) -> f64 {
     count as f64 / over.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::BenchArgs;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    /// The label of the default run (no --preset) under these flags.
+    fn label(flags: &[&str]) -> String {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(flags.iter().copied())).unwrap();
+        let workloads = cli.bench.workloads();
+        assert_eq!(workloads.len(), 1);
+        workloads[0].name.clone()
+    }
+
+    /// A taken name, whether by a directory or by a file, gets the next suffix, and what
+    /// held it is left as it was.
+    #[test]
+    fn a_run_directory_never_reuses_a_taken_name() {
+        let root = tempfile::tempdir().unwrap();
+        let first = super::claim_run_dir(root.path(), "W1-serial-rocklog-0").unwrap();
+        assert_eq!(first, root.path().join("W1-serial-rocklog-0"));
+        std::fs::write(first.join("data"), b"first run").unwrap();
+        std::fs::write(root.path().join("W1-serial-rocklog-0.2"), b"a user's file").unwrap();
+        let next = super::claim_run_dir(root.path(), "W1-serial-rocklog-0").unwrap();
+        assert_eq!(next, root.path().join("W1-serial-rocklog-0.3"));
+        assert!(next.is_dir() && std::fs::read_dir(&next).unwrap().next().is_none());
+        assert_eq!(std::fs::read(first.join("data")).unwrap(), b"first run");
+        assert_eq!(std::fs::read(root.path().join("W1-serial-rocklog-0.2")).unwrap(), b"a user's file");
+        let missing = root.path().join("missing");
+        assert!(super::claim_run_dir(&missing, "x").is_err(), "the root must exist");
+    }
+
+    #[test]
+    fn the_default_run_is_w2_until_its_shape_changes() {
+        for same in [
+            &[][..],
+            &["--appends", "40"],
+            &["--duration", "1s", "--rounds", "3"],
+            &["--durability", "buffered", "--linger", "0s", "--max-batch-entries", "8"],
+            &["--proposers", "64", "--groups", "64", "--entry-bytes", "256", "--entries-per-append", "1"],
+            &["--purge-keep", "5", "--purge-every", "2s", "--fill-bytes", "1MiB"],
+        ] {
+            assert_eq!(label(same), "W2-concurrent", "{same:?}");
+        }
+        for changed in [
+            &["--proposers", "4"][..],
+            &["--groups", "65"],
+            &["--entry-bytes", "100"],
+            &["--entries-per-append", "2"],
+        ] {
+            assert_eq!(label(changed), "custom", "{changed:?}");
+        }
+    }
 }

@@ -58,6 +58,10 @@ pub struct Summary {
     /// (seconds, bytes) RSS samples of a soak run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rss_samples: Vec<(f64, u64)>,
+    /// With `--dir`: each round's kept data directory, in round order (absolute; lossy
+    /// for a path that is not UTF-8). Absent without `--dir`: those runs are removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
     pub params: Workload,
     pub config: Config,
 }
@@ -178,6 +182,10 @@ pub fn summarize(
                 rss_samples: measured
                     .iter()
                     .flat_map(|m| m.rss_samples.iter().map(|(t, b)| (t.as_secs_f64(), *b)))
+                    .collect(),
+                dirs: measured
+                    .iter()
+                    .filter_map(|m| m.kept_dir.as_ref().map(|d| d.display().to_string()))
                     .collect(),
                 params: w.clone(),
                 config: config.clone(),
