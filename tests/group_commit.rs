@@ -65,6 +65,15 @@ async fn without_pipelining_every_commit_is_fsynced_inline() {
     assert_eq!(stats.syncs, stats.commits, "Sync durability fsyncs every commit: {stats:?}");
 }
 
+/// The value of the unlabelled series `name` in a Prometheus rendering.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+}
+
 #[test]
 // Counters render as exact integers, well below 2^53.
 #[allow(clippy::float_cmp, clippy::cast_precision_loss)]
@@ -86,13 +95,7 @@ fn metrics_render_through_a_local_recorder() {
         g.term(5).unwrap();
     });
     let text = handle.render();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-    };
+    let value = |name: &str| sample(&text, name);
     let stats = store.stats();
     assert_eq!(value("rocklog_appended_entries_total"), (16 * APPENDS) as f64);
     assert_eq!(value("rocklog_commits_total"), stats.commits as f64);
@@ -214,13 +217,7 @@ fn storage_state_is_sampled_into_metrics() {
     // The sampler runs once a second: wait for a sample taken after the writes.
     std::thread::sleep(rocklog::metrics::STORAGE_SAMPLE_INTERVAL * 2);
     let text = handle.render();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-    };
+    let value = |name: &str| sample(&text, name);
     assert!(value("rocklog_storage_blob_bytes") >= state.blob_bytes as f64, "{text}");
     assert!(value("rocklog_storage_sst_bytes") > 0.0, "{text}");
     assert!(value("rocklog_storage_l0_files") >= 1.0, "{text}");

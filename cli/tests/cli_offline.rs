@@ -314,6 +314,11 @@ async fn check_beside_a_busy_engine_finds_no_phantom_holes() {
     store.shutdown().await.unwrap();
 }
 
+/// `rocklog backup SRC DEST [FLAGS]`.
+fn backup(src: &Path, dest: &Path, flags: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rocklog")).arg("backup").arg(src).arg(dest).args(flags).output().unwrap()
+}
+
 /// `rocklog backup SRC DEST` of a stopped engine: a verified copy that `check` passes,
 /// holding what the source holds, and that opens as a normal directory.
 #[tokio::test]
@@ -322,12 +327,7 @@ async fn backup_copies_a_stopped_engine_and_the_copy_checks_clean() {
     build(dir.path()).await;
     let out_dir = tempfile::tempdir().unwrap();
     let dest = out_dir.path().join("backup");
-    let out = Command::new(env!("CARGO_BIN_EXE_rocklog"))
-        .args(["backup", "--json"])
-        .arg(dir.path())
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let out = backup(dir.path(), &dest, &["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((doc["groups"].as_u64(), doc["entries"].as_u64()), (Some(3), Some(15 + 4)), "{doc}");
@@ -350,13 +350,10 @@ async fn backup_refuses_a_running_engine_a_used_destination_and_a_missing_source
     let dir = tempfile::tempdir().unwrap();
     build(dir.path()).await;
     let out_dir = tempfile::tempdir().unwrap();
-    let backup = |src: &Path, dest: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_rocklog")).arg("backup").arg(src).arg(dest).output().unwrap()
-    };
 
     let running = LogStore::start(Config::new(dir.path())).unwrap();
     let dest = out_dir.path().join("b1");
-    let out = backup(dir.path(), &dest);
+    let out = backup(dir.path(), &dest, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("LogStore::checkpoint"), "{}", stderr(&out));
     assert!(!dest.exists());
@@ -366,14 +363,14 @@ async fn backup_refuses_a_running_engine_a_used_destination_and_a_missing_source
     let used = out_dir.path().join("used");
     std::fs::create_dir(&used).unwrap();
     std::fs::write(used.join("notes"), b"keep me").unwrap();
-    let out = backup(dir.path(), &used);
+    let out = backup(dir.path(), &used, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not an empty directory"), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(&used).unwrap().count(), 1);
     assert_eq!(std::fs::read(used.join("notes")).unwrap(), b"keep me");
 
     let missing = out_dir.path().join("nothing-here");
-    let out = backup(&missing, &out_dir.path().join("b2"));
+    let out = backup(&missing, &out_dir.path().join("b2"), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a rocklog directory"), "{}", stderr(&out));
     assert!(!missing.exists(), "no engine was created at the source");
