@@ -28,6 +28,10 @@ async fn a_failed_commit_fails_its_waiters_and_poisons_writes_but_not_reads() {
         Err(Error::Poisoned(_))
     ));
     assert!(matches!(store.flush().await, Err(Error::Poisoned(_))));
+    // No checkpoint of a suspect engine: nothing is written at its destination.
+    let copy = tempfile::tempdir().unwrap();
+    assert!(matches!(store.checkpoint(copy.path().join("c")), Err(Error::Poisoned(_))));
+    assert!(!copy.path().join("c").exists());
     // Reads still work and show only what was acknowledged.
     assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
 

@@ -49,7 +49,8 @@ impl LogStore {
     /// with [`Error::DestinationExists`] when `dest` is a file or a non-empty directory
     /// (or `<dest>.tmp`, RocksDB's staging directory, exists), [`Error::InvalidConfig`]
     /// when `dest` overlaps the engine's directory, [`Error::Io`] when `dest`'s parent does
-    /// not exist, [`Error::NoSpace`] when its filesystem has less room than the copy needs
+    /// not exist, [`Error::Poisoned`] once a write has failed (reopen, then copy),
+    /// [`Error::NoSpace`] when its filesystem has less room than the copy needs
     /// (the WAL when linking, every file when copying), [`Error::Closed`] after shutdown,
     /// [`Error::Storage`] when RocksDB fails (a disk filling up during the copy), and
     /// [`Error::Corruption`] when the copy does not verify.
@@ -57,6 +58,9 @@ impl LogStore {
         let started = Instant::now();
         let dest = dest.as_ref();
         let shared = self.shared();
+        // After a failed write or fsync the disk is suspect, and the memtables may hold a
+        // batch whose outcome is unknown: copy after a reopen, not before.
+        shared.check_poison()?;
         let plan = {
             let db = shared.db()?;
             let plan = checkpoint::plan(&db, &shared.config.path, dest)?;
