@@ -16,6 +16,7 @@
 //! wal_recycle_files = 0
 //! max_write_buffers = 2
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
+//! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
 //! ```
 //!
 //! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
@@ -129,6 +130,15 @@ pub struct Config {
     /// are rewritten by blob garbage collection during compaction. `0B` keeps every entry
     /// in SST files. Range 0B or 1KiB..=1GiB. Default: `0B`.
     pub blob_min_size: ByteSize,
+    /// While flushes and compactions write an SST or blob file, RocksDB asks the kernel to
+    /// start writing it back every this many bytes (`bytes_per_sync`, `sync_file_range`),
+    /// instead of leaving the whole file dirty until its final fsync. A burst of
+    /// megabytes of dirty pages written back at once queues in front of the WAL's fsyncs
+    /// and shows as commit-latency spikes: measured on 1000 groups (W3), this setting
+    /// lowered rocklog's p99 by about 40%. Durability does not change: every file is
+    /// still fsynced before RocksDB records it. `0B` turns it off; otherwise
+    /// 64KiB..=64MiB. Default: `1MiB` (RocksDB's tuning guide's value, and TiKV's).
+    pub sst_bytes_per_sync: ByteSize,
 }
 
 impl Default for Config {
@@ -149,6 +159,7 @@ impl Default for Config {
             wal_recycle_files: 0,
             max_write_buffers: 2,
             blob_min_size: ByteSize(0),
+            sst_bytes_per_sync: ByteSize::mib(1),
         }
     }
 }
@@ -229,6 +240,16 @@ impl Config {
                 || (ByteSize::kib(1)..=ByteSize::gib(1)).contains(&self.blob_min_size),
             || format!("blob_min_size = {} is neither 0B nor within 1KiB..=1GiB", self.blob_min_size),
         )?;
+        check(
+            self.sst_bytes_per_sync == ByteSize(0)
+                || (ByteSize::kib(64)..=ByteSize::mib(64)).contains(&self.sst_bytes_per_sync),
+            || {
+                format!(
+                    "sst_bytes_per_sync = {} is neither 0B nor within 64KiB..=64MiB",
+                    self.sst_bytes_per_sync
+                )
+            },
+        )?;
         Ok(())
     }
 }
@@ -263,6 +284,7 @@ mod tests {
         c.wal_recycle_files = 4;
         c.max_write_buffers = 4;
         c.blob_min_size = ByteSize::kib(4);
+        c.sst_bytes_per_sync = ByteSize(0);
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 
@@ -292,6 +314,8 @@ mod tests {
             ("max_write_buffers = 1", "max_write_buffers"),
             ("max_write_buffers = 33", "max_write_buffers"),
             ("blob_min_size = \"512B\"", "blob_min_size"),
+            ("sst_bytes_per_sync = \"4KiB\"", "sst_bytes_per_sync"),
+            ("sst_bytes_per_sync = \"1GiB\"", "sst_bytes_per_sync"),
         ];
         for (toml, field) in cases {
             match Config::from_toml_str(toml) {

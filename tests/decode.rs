@@ -51,6 +51,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "wal_recycle_files",
         "max_write_buffers",
         "blob_min_size",
+        "sst_bytes_per_sync",
         "nonsense",
     ]);
     let value = prop_oneof![
