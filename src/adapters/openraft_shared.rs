@@ -19,7 +19,10 @@ use std::ops::{Bound, RangeBounds};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Entry, Error, Group, LogId, LogState};
+use crate::error::Error;
+use crate::handle::Group;
+use crate::records::{Entry, LogId};
+use crate::state::LogState;
 
 /// How often a range read retries when a purge moved the log's start under it.
 const READ_RETRIES: usize = 3;
@@ -294,7 +297,7 @@ impl GroupLog {
         &self,
         purged: Option<LogId>,
         mut entries: Vec<Entry>,
-        on_durable: impl FnOnce(crate::Result<()>) + Send + 'static,
+        on_durable: impl FnOnce(crate::error::Result<()>) + Send + 'static,
     ) -> Result<(), Failure> {
         if let Some(p) = purged {
             entries.retain(|e| e.index > p.index);
@@ -364,8 +367,8 @@ pub(crate) mod test_payload {
     pub(crate) fn assert_round_trips<E: std::fmt::Debug>(
         entries: impl IntoIterator<Item = E>,
         index_term: impl Fn(&E) -> (u64, u64),
-        encode: impl Fn(&E) -> Result<crate::Entry, super::Failure>,
-        decode: impl Fn(&crate::Entry) -> Result<E, super::Failure>,
+        encode: impl Fn(&E) -> Result<crate::records::Entry, super::Failure>,
+        decode: impl Fn(&crate::records::Entry) -> Result<E, super::Failure>,
     ) {
         for entry in entries {
             let stored = encode(&entry).expect("encodes");

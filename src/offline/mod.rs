@@ -128,7 +128,7 @@ impl OfflineLog {
     ///
     /// Fails with [`Error::Storage`] when RocksDB cannot answer, and [`Error::Io`] when the
     /// directory cannot be listed or its filesystem queried.
-    pub fn storage_state(&self) -> Result<crate::StorageState> {
+    pub fn storage_state(&self) -> Result<crate::storage::StorageState> {
         crate::storage::properties::read(&self.db, &self.path)
     }
 

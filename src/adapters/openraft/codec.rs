@@ -22,20 +22,20 @@ pub(crate) type Meta<NID> = shared::Meta<Vote<NID>, LogId<NID>>;
 
 /// The rocklog entry carrying `entry`: its index, its leader's term, and the whole
 /// openraft entry (leader id included) as payload.
-pub(crate) fn encode_entry<C: RaftTypeConfig>(entry: &C::Entry) -> Result<crate::Entry, Failure> {
+pub(crate) fn encode_entry<C: RaftTypeConfig>(entry: &C::Entry) -> Result<crate::records::Entry, Failure> {
     let log_id = entry.get_log_id();
     shared::encode_entry(log_id.index, log_id.leader_id.term, entry)
 }
 
 /// The openraft entry stored in `entry`, checked against the index and term rocklog
 /// filed it under.
-pub(crate) fn decode_entry<C: RaftTypeConfig>(entry: &crate::Entry) -> Result<C::Entry, Failure> {
+pub(crate) fn decode_entry<C: RaftTypeConfig>(entry: &crate::records::Entry) -> Result<C::Entry, Failure> {
     shared::decode_entry(entry, |e: &C::Entry| (e.get_log_id().index, Some(e.get_log_id().leader_id.term)))
 }
 
 /// rocklog's purge boundary for openraft's purged log id: its term and index.
-pub(crate) fn boundary<NID: NodeId>(log_id: Option<&LogId<NID>>) -> Option<crate::LogId> {
-    log_id.map(|id| crate::LogId::new(id.leader_id.term, id.index))
+pub(crate) fn boundary<NID: NodeId>(log_id: Option<&LogId<NID>>) -> Option<crate::records::LogId> {
+    log_id.map(|id| crate::records::LogId::new(id.leader_id.term, id.index))
 }
 
 /// An openraft I/O error carrying `failure` (its message and chain of causes).

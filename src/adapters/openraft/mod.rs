@@ -102,9 +102,9 @@ use ::openraft::{
 
 use self::codec::{Meta, boundary, encode_entry, storage_error};
 pub use self::reader::LogReader;
-use crate::Group;
 pub use crate::adapters::openraft_shared::DEFAULT_MAX_READ_BYTES;
 use crate::adapters::openraft_shared::{Failure, GroupLog};
+use crate::handle::Group;
 
 /// openraft's [`RaftLogStorage`] over one rocklog [`Group`]. See the
 /// [module docs](self) for the mapping.
@@ -160,7 +160,7 @@ impl<C: RaftTypeConfig> LogStorage<C> {
     }
 
     /// rocklog's boundary for openraft's saved purged log id.
-    fn purged(&self) -> Option<crate::LogId> {
+    fn purged(&self) -> Option<crate::records::LogId> {
         boundary(self.meta.purged.as_ref())
     }
 
@@ -273,7 +273,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStorage<C> {
                 encode_entry::<C>(&e)
             })
             .collect::<Result<Vec<_>, Failure>>();
-        let on_durable = move |result: crate::Result<()>| {
+        let on_durable = move |result: crate::error::Result<()>| {
             callback.log_io_completed(result.map_err(std::io::Error::other));
         };
         let appended = match encoded {

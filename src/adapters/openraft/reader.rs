@@ -7,8 +7,8 @@ use std::ops::RangeBounds;
 use ::openraft::{ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError};
 
 use super::codec::{decode_entry, storage_error};
-use crate::Group;
 use crate::adapters::openraft_shared::{Failure, GroupLog};
+use crate::handle::Group;
 
 /// openraft's [`RaftLogReader`] over one rocklog [`Group`]: the `LogReader` of
 /// [`LogStorage`](super::LogStorage), which replication tasks use concurrently with it.

@@ -51,7 +51,7 @@ fn term_of<L: LeaderTerm + std::fmt::Display>(leader: &L, index: u64) -> Result<
 
 /// The rocklog entry carrying `entry`: its index, its leader's term, and the whole
 /// openraft entry (leader id included) as payload.
-pub(crate) fn encode_entry<C>(entry: &C::Entry) -> Result<crate::Entry, Failure>
+pub(crate) fn encode_entry<C>(entry: &C::Entry) -> Result<crate::records::Entry, Failure>
 where
     C: RaftTypeConfig,
     CommittedLeaderIdOf<C>: LeaderTerm,
@@ -62,7 +62,7 @@ where
 
 /// The openraft entry stored in `entry`, checked against the index and term rocklog
 /// filed it under.
-pub(crate) fn decode_entry<C>(entry: &crate::Entry) -> Result<C::Entry, Failure>
+pub(crate) fn decode_entry<C>(entry: &crate::records::Entry) -> Result<C::Entry, Failure>
 where
     C: RaftTypeConfig,
     CommittedLeaderIdOf<C>: LeaderTerm,
@@ -74,12 +74,12 @@ where
 }
 
 /// rocklog's purge boundary for openraft's purged log id: its term and index.
-pub(crate) fn boundary<C>(log_id: Option<&LogIdOf<C>>) -> Result<Option<crate::LogId>, Failure>
+pub(crate) fn boundary<C>(log_id: Option<&LogIdOf<C>>) -> Result<Option<crate::records::LogId>, Failure>
 where
     C: RaftTypeConfig,
     CommittedLeaderIdOf<C>: LeaderTerm,
 {
-    log_id.map(|id| Ok(crate::LogId::new(term_of(&id.leader_id, id.index)?, id.index))).transpose()
+    log_id.map(|id| Ok(crate::records::LogId::new(term_of(&id.leader_id, id.index)?, id.index))).transpose()
 }
 
 #[cfg(test)]
@@ -122,6 +122,6 @@ mod tests {
         let stored = encode_entry::<Std>(&entry).unwrap();
         assert_eq!((stored.index, stored.term), (4, 9));
         assert_eq!(decode_entry::<Std>(&stored).unwrap().log_id, id);
-        assert_eq!(boundary::<Std>(Some(&id)).unwrap(), Some(crate::LogId::new(9, 4)));
+        assert_eq!(boundary::<Std>(Some(&id)).unwrap(), Some(crate::records::LogId::new(9, 4)));
     }
 }

@@ -103,9 +103,9 @@ use ::openraft10::{OptionalSend, RaftTypeConfig};
 pub use self::codec::LeaderTerm;
 use self::codec::{Meta, boundary, encode_entry};
 pub use self::reader::LogReader;
-use crate::Group;
 pub use crate::adapters::openraft_shared::DEFAULT_MAX_READ_BYTES;
 use crate::adapters::openraft_shared::{Failure, GroupLog};
+use crate::handle::Group;
 
 /// openraft 0.10's [`RaftLogStorage`] over one rocklog [`Group`]. See the
 /// [module docs](self) for the mapping.
@@ -167,7 +167,7 @@ where
     }
 
     /// rocklog's boundary for openraft's saved purged log id.
-    fn purged(&self) -> Result<Option<crate::LogId>, Failure> {
+    fn purged(&self) -> Result<Option<crate::records::LogId>, Failure> {
         boundary::<C>(self.reader.meta().purged.as_ref())
     }
 
@@ -243,7 +243,7 @@ where
     {
         let encoded = entries.into_iter().map(|e| encode_entry::<C>(&e)).collect::<Result<Vec<_>, _>>()?;
         let on_durable =
-            move |result: crate::Result<()>| callback.io_completed(result.map_err(io::Error::other));
+            move |result: crate::error::Result<()>| callback.io_completed(result.map_err(io::Error::other));
         self.log().append_then(self.purged()?, encoded, on_durable).await?;
         Ok(())
     }

@@ -10,8 +10,8 @@ use ::openraft10::type_config::alias::{CommittedLeaderIdOf, LogIdOf, VoteOf};
 use ::openraft10::{OptionalSend, RaftLogReader, RaftTypeConfig};
 
 use super::codec::{LeaderTerm, Meta, decode_entry};
-use crate::Group;
 use crate::adapters::openraft_shared::{Failure, GroupLog};
+use crate::handle::Group;
 
 /// openraft 0.10's [`RaftLogReader`] over one rocklog [`Group`]: the `LogReader` of
 /// [`LogStorage`](super::LogStorage), which replication tasks use concurrently with it.

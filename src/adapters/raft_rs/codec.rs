@@ -4,7 +4,8 @@ use protobuf::Message as _;
 use raft::StorageError;
 use raft::eraftpb;
 
-use crate::{Entry, Error};
+use crate::error::Error;
+use crate::records::Entry;
 
 /// The rocklog entry carrying `entry`: its index and term, and the whole entry encoded.
 pub(super) fn encode_entry(entry: &eraftpb::Entry) -> raft::Result<Entry> {

@@ -91,7 +91,10 @@ use raft::eraftpb::{self, ConfState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, NO_LIMIT, RaftState, Storage, StorageError};
 
 use self::codec::{decode_entry, encode_entry, store_error};
-use crate::{Error, Group, HardState, LogId, LogState};
+use crate::error::Error;
+use crate::handle::Group;
+use crate::records::{HardState, LogId};
+use crate::state::LogState;
 
 type SnapshotBuilder = dyn Fn(SnapshotMetadata, u64, u64) -> raft::Result<Snapshot> + Send + Sync;
 
