@@ -53,9 +53,12 @@ pub fn run(args: &BackupArgs) -> Result<ExitCode, Box<dyn Error>> {
     // Dropping the last handle stops the writer and closes the database.
     drop(store);
     let report = report?;
-    let method = match report.method {
-        CopyMethod::HardLinks => "hard_links",
-        _ => "copied",
+    let (method, how) = match report.method {
+        CopyMethod::HardLinks => ("hard_links", "SST and blob files hard-linked (same filesystem)"),
+        _ => (
+            "copied",
+            "every file copied: the destination is on another filesystem, so hard links are impossible",
+        ),
     };
     if args.json {
         let doc = json!({
@@ -68,10 +71,6 @@ pub fn run(args: &BackupArgs) -> Result<ExitCode, Box<dyn Error>> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let how = match report.method {
-            CopyMethod::HardLinks => "SST and blob files hard-linked (same filesystem)",
-            _ => "every file copied: the destination is on another filesystem, so hard links are impossible",
-        };
         println!(
             "{}: {} groups, {} entries, {} in {:.2?}; {how}; verified like `rocklog check`: no finding",
             report.path.display(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::metrics::STORAGE_SAMPLE_INTERVAL;
+use crate::storage::StorageStats;
 
 /// How often the thread checks whether the engine closed between samples.
 const POLL: Duration = Duration::from_millis(100);
@@ -16,7 +17,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// sample that fails (a property RocksDB cannot answer, the directory unreadable) is
 /// logged and skipped: metrics never fail the engine.
 pub(crate) fn start(shared: &Arc<Shared>) {
-    let mut last = Stall::now(shared);
+    let mut last = Stall::now(&shared.storage_stats());
     sample(shared, &mut last);
     let weak = Arc::downgrade(shared);
     let spawned = std::thread::Builder::new().name("rocklog-sampler".into()).spawn(move || run(&weak, last));
@@ -48,8 +49,8 @@ struct Stall {
 }
 
 impl Stall {
-    fn now(shared: &Shared) -> Stall {
-        Stall { micros: shared.storage_stats().stall_micros, at: Instant::now() }
+    fn now(counters: &StorageStats) -> Stall {
+        Stall { micros: counters.stall_micros, at: Instant::now() }
     }
 
     /// The share of the time since `self` the writer was stalled, 0 to 1.
@@ -67,8 +68,8 @@ impl Stall {
 fn sample(shared: &Shared, last: &mut Stall) {
     match shared.storage_state() {
         Ok(state) => {
-            let now = Stall::now(shared);
             let counters = shared.storage_stats();
+            let now = Stall::now(&counters);
             shared.metrics.storage.record(&state, &counters, last.ratio_until(now));
             *last = now;
         }

@@ -93,7 +93,7 @@ pub(crate) fn read(db: &DB, path: &Path) -> Result<StorageState> {
 
 /// Bytes of the WAL files (`*.log`) in `dir`. A file RocksDB deletes while the listing
 /// runs is skipped.
-pub(crate) fn wal_bytes(dir: &Path) -> Result<u64> {
+fn wal_bytes(dir: &Path) -> Result<u64> {
     let io = |source| Error::Io { path: dir.to_owned(), source };
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir).map_err(io)? {
