@@ -8,8 +8,12 @@ use super::{Groups, log_cf, meta_cf};
 use crate::error::{Error, Result};
 use crate::records::LogId;
 
-/// Threads reading the groups' bounds at open (raft-engine's default recovery threads).
-const RECOVERY_THREADS: usize = 4;
+/// Threads reading the groups' bounds at open. The reads are cold block reads, one per
+/// sorted run at each group boundary, so they wait on the disk, not the CPU: more of them
+/// in flight is what helps. On 2 GiB in 1000 groups after a kill (W6, cold cache, 3
+/// alternating runs each) the open took 2.9 s with 4 threads, 2.1 s with 16 and 2.1 s
+/// with 48.
+const RECOVERY_THREADS: usize = 16;
 /// Fewer groups than this per thread are read by fewer threads.
 const MIN_GROUPS_PER_THREAD: usize = 64;
 
