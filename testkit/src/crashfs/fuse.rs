@@ -215,8 +215,12 @@ impl Filesystem for CrashFuse {
         entry(reply, tree.link(ino.0, newparent.0, newname).and_then(|()| tree.attr(ino.0)));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.tree().open(ino.0, false) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let mut tree = self.tree();
+        if tree.refuse_direct_io && flags.0 & libc::O_DIRECT != 0 {
+            return reply.error(Errno::EINVAL);
+        }
+        match tree.open(ino.0, false) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
@@ -344,9 +348,12 @@ impl Filesystem for CrashFuse {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
+        if self.tree().refuse_direct_io && flags & libc::O_DIRECT != 0 {
+            return reply.error(Errno::EINVAL);
+        }
         let node =
             Inode::new(FileType::RegularFile, perm(mode, umask), 0, 0, 0, Body::File(FileData::default()));
         let mut tree = self.tree();

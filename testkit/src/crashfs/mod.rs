@@ -219,6 +219,12 @@ impl CrashFs {
     pub fn fail_writes_enospc(&self, on: bool) {
         self.shared.tree().enospc = on;
     }
+
+    /// While `on`, opening or creating a file with `O_DIRECT` fails with EINVAL, as on a
+    /// filesystem without direct I/O.
+    pub fn refuse_direct_io(&self, on: bool) {
+        self.shared.tree().refuse_direct_io = on;
+    }
 }
 
 impl Drop for CrashFs {

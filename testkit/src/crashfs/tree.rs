@@ -118,6 +118,8 @@ pub(crate) struct Tree {
     pub(crate) torn_seed: Option<u64>,
     /// `Some(bytes)`: what `statfs` reports as free (the default: 64 GiB, all free).
     pub(crate) free_bytes: Option<u64>,
+    /// While set, opening or creating a file with `O_DIRECT` fails with EINVAL.
+    pub(crate) refuse_direct_io: bool,
 }
 
 impl Tree {
@@ -133,6 +135,7 @@ impl Tree {
             enospc: false,
             torn_seed: None,
             free_bytes: None,
+            refuse_direct_io: false,
         };
         let mut root = Inode::new(FileType::Directory, 0o755, 0, 0, 0, Body::Dir(DirData::default()));
         root.links = 1;
