@@ -17,6 +17,7 @@
 //! max_write_buffers = 2
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
+//! sst_direct_io = true         # flushes and compactions bypass the page cache
 //! ```
 //!
 //! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
@@ -139,6 +140,21 @@ pub struct Config {
     /// still fsynced before RocksDB records it. `0B` turns it off; otherwise
     /// 64KiB..=64MiB. Default: `1MiB` (RocksDB's tuning guide's value, and TiKV's).
     pub sst_bytes_per_sync: ByteSize,
+    /// Flushes and compactions read and write SST and blob files with direct I/O
+    /// (RocksDB's `use_direct_io_for_flush_and_compaction`), bypassing the page cache.
+    /// Buffered, every flushed or compacted byte is first copied into the page cache: on
+    /// this project's 2-core VM that copy was a third of the process's CPU under load, and
+    /// the dirty pages' writeback queued in front of the WAL's fsyncs. Measured in
+    /// alternating pairs against raft-engine: CPU per entry fell from 30 to 14 µs on 1000
+    /// groups (W3) and from 1,480 to 460 µs on 64 KiB entries (W4), W4's throughput more
+    /// than doubled and its p99 fell from 56 to 11 ms. What it trades: flushed entries are
+    /// not in the page cache, so a read of one that has left the memtable and the block
+    /// cache (a lagging follower's) goes to the disk. The WAL is not affected (it is
+    /// always buffered and fsynced), nor is durability: every SST file is still fsynced
+    /// before RocksDB records it. Where the data directory's filesystem refuses direct I/O
+    /// (tmpfs before Linux 6.6, for one; probed at open), the engine uses buffered I/O and
+    /// logs a warning. Default: true.
+    pub sst_direct_io: bool,
 }
 
 impl Default for Config {
@@ -160,6 +176,7 @@ impl Default for Config {
             max_write_buffers: 2,
             blob_min_size: ByteSize(0),
             sst_bytes_per_sync: ByteSize::mib(1),
+            sst_direct_io: true,
         }
     }
 }
@@ -285,6 +302,7 @@ mod tests {
         c.max_write_buffers = 4;
         c.blob_min_size = ByteSize::kib(4);
         c.sst_bytes_per_sync = ByteSize(0);
+        c.sst_direct_io = false;
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 

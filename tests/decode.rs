@@ -52,6 +52,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "max_write_buffers",
         "blob_min_size",
         "sst_bytes_per_sync",
+        "sst_direct_io",
         "nonsense",
     ]);
     let value = prop_oneof![

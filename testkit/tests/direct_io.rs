@@ -1,0 +1,112 @@
+//! `Config::sst_direct_io`: flushes and compactions bypass the page cache where the data
+//! directory's filesystem allows it, and fall back to buffered I/O where it does not.
+//!
+//! Whether RocksDB really runs with direct I/O is read from the options file it writes
+//! at every open (`OPTIONS-*`, `use_direct_io_for_flush_and_compaction`), after flushes
+//! and a compaction have written SST files through it.
+//!
+//! The first test needs root and `/dev/fuse` (see `tests/crashfs.rs`); CI sets
+//! `ROCKLOG_REQUIRE_FUSE=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use rocklog::{ByteSize, Config, Entry, LogStore};
+use rocklog_testkit::crashfs::{TempMount, skip_if_unavailable};
+
+const GROUPS: u64 = 4;
+const ENTRIES: u64 = 400;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The byte every payload byte of group `g`'s entry `i` is.
+fn byte(g: u64, i: u64) -> u8 {
+    (g + i).to_le_bytes()[0]
+}
+
+/// The value RocksDB recorded for `name` in the newest options file of `dir`.
+fn rocksdb_option(dir: &Path, name: &str) -> Option<String> {
+    let newest = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))?;
+    let text = std::fs::read_to_string(dir.join(newest)).unwrap();
+    text.lines().find_map(|l| l.trim().strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+/// Opens `config`, appends `ENTRIES` 1 KiB entries to each of `GROUPS` groups through
+/// 64 KiB memtables (many flushes, and compactions of them), reopens and reads every entry
+/// back. Returns RocksDB's recorded `use_direct_io_for_flush_and_compaction`.
+fn fill_and_read_back(mut config: Config) -> String {
+    config.write_buffer_size = ByteSize::kib(64);
+    let rt = runtime();
+    let (store, writer) = LogStore::open(config.clone()).unwrap();
+    let running = rt.spawn(writer.run());
+    rt.block_on(async {
+        for chunk in (1..=ENTRIES).collect::<Vec<_>>().chunks(50) {
+            for g in 0..GROUPS {
+                let entries: Vec<Entry> =
+                    chunk.iter().map(|&i| Entry::new(i, 1, vec![byte(g, i); 1024])).collect();
+                store.group(g).append(&entries).await.unwrap();
+            }
+        }
+        let stats = store.storage_stats();
+        assert!(stats.flush_bytes > 0, "the fill flushed SST files: {stats:?}");
+        store.shutdown().await.unwrap();
+    });
+    rt.block_on(running).unwrap().unwrap();
+
+    let (store, writer) = LogStore::open(config.clone()).unwrap();
+    let running = rt.spawn(writer.run());
+    for g in 0..GROUPS {
+        let got = store.group(g).entries(1..=ENTRIES, None).unwrap();
+        assert_eq!(got.len() as u64, ENTRIES, "group {g}");
+        for e in got {
+            assert_eq!(e.payload.as_ref(), vec![byte(g, e.index); 1024], "group {g} entry {}", e.index);
+        }
+    }
+    rt.block_on(store.shutdown()).unwrap();
+    rt.block_on(running).unwrap().unwrap();
+    rocksdb_option(&config.path, "use_direct_io_for_flush_and_compaction")
+        .expect("RocksDB recorded the option")
+}
+
+/// On the project's own disk (ext4 on this class of machine) direct I/O is in effect by
+/// default, and off when the setting says so.
+#[test]
+fn flushes_and_compactions_use_direct_io_by_default() {
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    assert_eq!(fill_and_read_back(Config::new(base.path().join("on"))), "true");
+    let off = Config { sst_direct_io: false, ..Config::new(base.path().join("off")) };
+    assert_eq!(fill_and_read_back(off), "false");
+}
+
+/// A filesystem that refuses `O_DIRECT` (older tmpfs, some FUSE filesystems; here the
+/// crash filesystem told to): the engine falls back to buffered I/O instead of failing
+/// its first flush, which would stop every write.
+#[test]
+fn a_filesystem_without_direct_io_gets_buffered_io() {
+    if skip_if_unavailable("a_filesystem_without_direct_io_gets_buffered_io") {
+        return;
+    }
+    let mount = TempMount::new().unwrap();
+    mount.fs.refuse_direct_io(true);
+    let store = mount.fs.root().join("store");
+    assert_eq!(fill_and_read_back(Config::new(&store)), "false");
+    assert!(!store.join("ROCKLOG-DIRECT-IO-PROBE").exists(), "the probe file is removed");
+}
+
+/// The crash filesystem takes direct I/O, so the power-loss loops (default settings) run
+/// with it: their flushes and compactions write SST files with `O_DIRECT`.
+#[test]
+fn the_crash_filesystem_takes_direct_io() {
+    if skip_if_unavailable("the_crash_filesystem_takes_direct_io") {
+        return;
+    }
+    let mount = TempMount::new().unwrap();
+    assert_eq!(fill_and_read_back(Config::new(mount.fs.root().join("store"))), "true");
+}
