@@ -17,7 +17,7 @@
 //! max_write_buffers = 2
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
-//! sst_direct_io = true         # flushes and compactions bypass the page cache
+//! sst_direct_io = false        # true: flushes and compactions bypass the page cache
 //! ```
 //!
 //! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
@@ -142,18 +142,20 @@ pub struct Config {
     pub sst_bytes_per_sync: ByteSize,
     /// Flushes and compactions read and write SST and blob files with direct I/O
     /// (RocksDB's `use_direct_io_for_flush_and_compaction`), bypassing the page cache.
-    /// Buffered, every flushed or compacted byte is first copied into the page cache: on
-    /// this project's 2-core VM that copy was a third of the process's CPU under load, and
-    /// the dirty pages' writeback queued in front of the WAL's fsyncs. Measured in
-    /// alternating pairs against raft-engine: CPU per entry fell from 30 to 14 µs on 1000
-    /// groups (W3) and from 1,480 to 460 µs on 64 KiB entries (W4), W4's throughput more
-    /// than doubled and its p99 fell from 56 to 11 ms. What it trades: flushed entries are
-    /// not in the page cache, so a read of one that has left the memtable and the block
-    /// cache (a lagging follower's) goes to the disk. The WAL is not affected (it is
-    /// always buffered and fsynced), nor is durability: every SST file is still fsynced
+    /// Buffered, every flushed or compacted byte is first copied into the page cache (on
+    /// this project's 2-core VM, a third of the process's CPU under load), and the dirty
+    /// pages' writeback queues in front of the WAL's fsyncs. Measured in alternating pairs
+    /// (`docs/benchmarks.md`): with 64 KiB entries (W4) throughput rose by a third, p99
+    /// fell from 48 to 12 ms and CPU per entry from 940 to 550 µs; on 1000 groups (W3) p99
+    /// fell from 16.7 to 9.5 ms. What it costs: flushed entries are no longer in the page
+    /// cache, so reads of them go to the disk, the writer's own included (a purge or
+    /// truncation checks the term of the entry at its boundary). With every group purged
+    /// each second (W7) a purge round took 156 ms instead of 25 and throughput fell by a
+    /// third. Off by default for that reason; turn it on for large entries and infrequent
+    /// purges. The WAL is not affected, nor is durability: every SST file is still fsynced
     /// before RocksDB records it. Where the data directory's filesystem refuses direct I/O
     /// (tmpfs before Linux 6.6, for one; probed at open), the engine uses buffered I/O and
-    /// logs a warning. Default: true.
+    /// logs a warning. Default: false.
     pub sst_direct_io: bool,
 }
 
@@ -176,7 +178,7 @@ impl Default for Config {
             max_write_buffers: 2,
             blob_min_size: ByteSize(0),
             sst_bytes_per_sync: ByteSize::mib(1),
-            sst_direct_io: true,
+            sst_direct_io: false,
         }
     }
 }
@@ -302,7 +304,7 @@ mod tests {
         c.max_write_buffers = 4;
         c.blob_min_size = ByteSize::kib(4);
         c.sst_bytes_per_sync = ByteSize(0);
-        c.sst_direct_io = false;
+        c.sst_direct_io = true;
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 
