@@ -217,10 +217,7 @@ impl Filesystem for CrashFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let mut tree = self.tree();
-        if tree.refuse_direct_io && flags.0 & libc::O_DIRECT != 0 {
-            return reply.error(Errno::EINVAL);
-        }
-        match tree.open(ino.0, false) {
+        match tree.check_open_flags(flags.0).and_then(|()| tree.open(ino.0, false)) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
@@ -351,15 +348,13 @@ impl Filesystem for CrashFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if self.tree().refuse_direct_io && flags & libc::O_DIRECT != 0 {
-            return reply.error(Errno::EINVAL);
-        }
         let node =
             Inode::new(FileType::RegularFile, perm(mode, umask), 0, 0, 0, Body::File(FileData::default()));
         let mut tree = self.tree();
         let node = Inode { uid: req.uid(), gid: req.gid(), ..node };
         let res = tree
-            .create_node(parent.0, name, node)
+            .check_open_flags(flags)
+            .and_then(|()| tree.create_node(parent.0, name, node))
             .and_then(|ino| Ok((tree.attr(ino)?, tree.open(ino, false)?)));
         match res {
             Ok((attr, fh)) => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),

@@ -123,6 +123,12 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
+    /// EINVAL for an open with `O_DIRECT` while direct I/O is refused
+    /// ([`CrashFs::refuse_direct_io`](super::CrashFs::refuse_direct_io)).
+    pub(crate) fn check_open_flags(&self, flags: i32) -> Res<()> {
+        if self.refuse_direct_io && flags & nix::libc::O_DIRECT != 0 { Err(Errno::EINVAL) } else { Ok(()) }
+    }
+
     /// An empty filesystem: the root directory alone, durable.
     pub(crate) fn new() -> Self {
         let mut tree = Tree {
