@@ -94,15 +94,14 @@ impl OfflineLog {
             // live engine flushes in between, the flushed WAL can be gone while the manifest
             // read does not name the new SST: a memtable's worth of entries would silently
             // be missing. The flush is in the manifest before the WAL is deleted, so a
-            // manifest unchanged across the open means the view is whole. A file deleted
-            // under the open is the same race, reported by RocksDB.
+            // manifest unchanged across the open means the view is whole. Whatever the
+            // open concluded from a view that was not (even "no format-version record",
+            // when the flushed WAL held it) is retried too. A file deleted under the open is
+            // the same race, reported by RocksDB.
             let before = manifest_stamp(path);
             let result = crate::storage::open_read_only(path);
-            let raced = match &result {
-                Ok(_) => before != manifest_stamp(path),
-                Err(Error::Storage(e)) => e.to_string().contains("No such file"),
-                Err(_) => false,
-            };
+            let raced = before != manifest_stamp(path)
+                || matches!(&result, Err(Error::Storage(e)) if e.to_string().contains("No such file"));
             if !raced {
                 let (db, format_version) = result?;
                 return Ok(OfflineLog { db, path: path.to_owned(), format_version });
