@@ -58,11 +58,36 @@ impl LogState {
     }
 }
 
-/// A group's full in-memory state: its log shape and its hard state.
+/// A group's full in-memory state: its log shape, its hard state, and how far back its
+/// last term is known to reach.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct GroupState {
     pub log: LogState,
     pub hard_state: Option<HardState>,
+    /// The first index of the log's last term run, as far as the engine saw it appended:
+    /// every entry from here to the last one has the last entry's term. `None` when only
+    /// the last entry's term is known (after an open, or a truncation below the run).
+    ///
+    /// Raft terms change rarely, so nearly every purge boundary, truncation point and
+    /// append's previous entry falls inside this run, and the writer checks their terms
+    /// without reading the log: a read there would wait on the disk once the entry has
+    /// been flushed with direct I/O, and it would stall every append behind it.
+    pub last_term_from: Option<u64>,
+}
+
+impl GroupState {
+    /// The first index of the last term run, never below the first entry; `None` for an
+    /// empty log.
+    pub fn last_term_run_start(&self) -> Option<u64> {
+        let (first, last) = (self.log.first_index?, self.log.last_log_id?);
+        Some(self.last_term_from.unwrap_or(last.index).clamp(first, last.index))
+    }
+
+    /// The term at `index` when memory alone knows it: inside the last term run.
+    pub fn known_term(&self, index: u64) -> Option<u64> {
+        let last = self.log.last_log_id?;
+        (self.last_term_run_start()? <= index && index <= last.index).then_some(last.term)
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +113,33 @@ mod tests {
         let s = LogState::default();
         assert_eq!(s.next_index(), None);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn known_term_covers_the_last_run_only() {
+        let log = LogState {
+            first_index: Some(5),
+            last_log_id: Some(LogId::new(3, 20)),
+            purged: Some(LogId::new(1, 4)),
+        };
+        let state = GroupState { log, hard_state: None, last_term_from: Some(12) };
+        assert_eq!(
+            (state.known_term(11), state.known_term(12), state.known_term(20)),
+            (None, Some(3), Some(3))
+        );
+        assert_eq!(state.known_term(21), None);
+        // Unknown run: only the last entry.
+        let state = GroupState { last_term_from: None, ..state };
+        assert_eq!((state.known_term(19), state.known_term(20)), (None, Some(3)));
+        // A run said to start below the first entry starts at the first entry.
+        let state = GroupState { last_term_from: Some(1), ..state };
+        assert_eq!(
+            (state.last_term_run_start(), state.known_term(4), state.known_term(5)),
+            (Some(5), None, Some(3))
+        );
+        // An empty log knows no term.
+        let empty = GroupState { log: LogState { first_index: None, ..log }, ..state };
+        assert_eq!((empty.last_term_run_start(), empty.known_term(20)), (None, None));
     }
 
     #[test]

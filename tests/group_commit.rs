@@ -170,6 +170,54 @@ async fn storage_stats_count_wal_syncs_and_flushes() {
     store.shutdown().await.unwrap();
 }
 
+/// The writer checks terms from memory inside a group's last term run: a purge there, a
+/// refused purge, a truncation and the append after it make no point read in the
+/// database, and neither does `term` at those indexes. The control: after a reopen only
+/// the last entry's term is known, and the same kind of purge below it reads the entry,
+/// which the counter sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_checks_inside_the_last_term_run_read_nothing() {
+    use rocklog::{Error, LogId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let g = store.group(1);
+    g.append(&ents(1..101, 1)).await.unwrap();
+    g.append(&ents(101..151, 2)).await.unwrap();
+    g.append(&ents(151..201, 2)).await.unwrap();
+    let reads = || store.storage_stats().point_reads;
+    let before = reads();
+    g.purge(LogId::new(2, 120)).await.unwrap();
+    let refused = g.purge(LogId::new(1, 130)).await;
+    assert!(
+        matches!(refused, Err(Error::TermMismatch { index: 130, expected: 1, found: 2, .. })),
+        "{refused:?}"
+    );
+    g.truncate(181).await.unwrap();
+    g.append(&ents(181..191, 2)).await.unwrap();
+    assert_eq!(
+        (g.term(121).unwrap(), g.term(190).unwrap(), g.term(120).unwrap()),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!(reads(), before, "a term inside the last run was read from the database");
+    assert_eq!(common::ids(&store, 1), (121..191).map(|i| (i, 2)).collect::<Vec<_>>());
+    store.shutdown().await.unwrap();
+
+    let store = common::open(dir.path());
+    let g = store.group(1);
+    let reads = || store.storage_stats().point_reads;
+    let before = reads();
+    g.purge(LogId::new(2, 150)).await.unwrap();
+    assert_eq!(reads(), before + 1, "the purge below the only known term did not read its entry");
+    assert_eq!(g.term(160).unwrap(), Some(2));
+    assert_eq!(reads(), before + 2);
+    // Appending in the same term puts the last entry's index back in the run.
+    g.append(&ents(191..201, 2)).await.unwrap();
+    g.purge(LogId::new(2, 190)).await.unwrap();
+    assert_eq!(reads(), before + 2, "the purge inside the new run read its entry");
+    store.shutdown().await.unwrap();
+}
+
 /// RocksDB's state follows the engine's work, and the sampler records it as the
 /// `rocklog_storage_*` series without anyone asking: flushed entries show up as SST bytes
 /// in L0, large entries as blob bytes, and the filesystem's room is there.

@@ -104,6 +104,11 @@ impl Group {
     /// log whose last log id is `upto` (openraft's rule); purging at the current boundary
     /// again is a no-op. Disk space is reclaimed by RocksDB's background compaction.
     ///
+    /// The term check reads nothing from the disk when `upto.index` is in the log's last
+    /// term run, the entries appended since the last change of term (or since the engine
+    /// opened), as a purge after a snapshot nearly always is. Below it, the writer reads
+    /// the entry, and every write queued behind the purge waits for that read.
+    ///
     /// Fails, writing nothing, with [`Error::BelowPurgeBoundary`] when `upto` is below the
     /// current boundary, or [`Error::TermMismatch`] when the entry at `upto.index` (or the
     /// boundary itself) has another term; or as [`Group::append`] does when the engine
@@ -244,14 +249,16 @@ impl Group {
 
     /// The term of the entry at `index`: also answered for the purge boundary itself
     /// (Raft needs the term just before the first entry); `None` elsewhere outside the log.
+    /// Answered from memory, with no disk read, for the purge boundary and the log's last
+    /// term run (the entries appended since the last change of term).
     ///
     /// Fails as [`Group::entry`] does.
     pub fn term(&self, index: u64) -> Result<Option<u64>> {
         let started = Instant::now();
-        let state = self.log_state()?;
-        let result = match state.purged {
-            Some(p) if p.index == index => Ok(Some(p.term)),
-            _ if state.last_log_id.is_some_and(|l| l.index == index) => Ok(state.last_log_id.map(|l| l.term)),
+        let state = self.store.shared().group(self.id).ok_or(Error::GroupNotFound(self.id))?;
+        let result = match (state.log.purged, state.known_term(index)) {
+            (Some(p), _) if p.index == index => Ok(Some(p.term)),
+            (_, Some(term)) => Ok(Some(term)),
             _ => self.read_entry(index).map(|e| e.map(|e| e.term)),
         };
         self.store.shared().metrics.read(ReadOp::Term).record(started.elapsed());

@@ -28,6 +28,11 @@ pub struct StorageStats {
     /// Microseconds writers were stalled or slowed down by RocksDB (too many memtables or
     /// L0 files waiting for flush or compaction).
     pub stall_micros: u64,
+    /// Point lookups (`get`) made in the database, by the writer and by reads. The writer
+    /// looks an entry up only to check a term it does not hold in memory, one below the
+    /// group's last term run (see [`Group::purge`](crate::Group::purge)). Range reads are
+    /// iterators and not counted.
+    pub point_reads: u64,
 }
 
 /// The statistics object RocksDB fills for one database: a copy of the options it was
@@ -55,6 +60,7 @@ impl DbStatistics {
             compaction_bytes: t(Ticker::CompactWriteBytes),
             blob_bytes: t(Ticker::BlobDbBlobFileBytesWritten),
             stall_micros: t(Ticker::StallMicros),
+            point_reads: t(Ticker::NumberKeysRead),
         }
     }
 }

@@ -137,19 +137,26 @@ impl<'a> Staging<'a> {
         }
     }
 
-    fn set_log(&mut self, group: u64, log: LogState) {
+    /// Sets the staged log and where its last term run starts (see
+    /// [`GroupState::last_term_from`]), which every change of the log must restate.
+    fn set_log(&mut self, group: u64, log: LogState, last_term_from: Option<u64>) {
         if let Some(state) = self.staged(group).state.as_mut() {
             state.log = log;
+            state.last_term_from = last_term_from;
         }
     }
 
     /// The term at `index` as the batch leaves the log: the purge boundary's term at the
-    /// boundary, `None` outside the log.
-    fn term_at(&mut self, group: u64, log: &LogState, index: u64) -> Result<Option<u64>> {
+    /// boundary, `None` outside the log. Read from the database only below the last term
+    /// run and below what this batch appended.
+    fn term_at(&mut self, group: u64, index: u64) -> Result<Option<u64>> {
+        let staged = self.staged(group);
+        let state = staged.state.unwrap_or_default();
+        let log = state.log;
         if !log.contains(index) {
             return Ok(log.purged.filter(|p| p.index == index).map(|p| p.term));
         }
-        if let Some(term) = self.staged(group).pending.term(index) {
+        if let Some(term) = staged.pending.term(index).or_else(|| state.known_term(index)) {
             return Ok(Some(term));
         }
         let value = self.db.get_pinned_cf(self.log, codec::log_key(group, index))?;
@@ -186,7 +193,8 @@ impl<'a> Staging<'a> {
             });
         }
         let start = first.index;
-        let log = self.staged(group).state.map(|s| s.log).unwrap_or_default();
+        let old = self.staged(group).state.unwrap_or_default();
+        let log = old.log;
         if let Some(p) = log.purged.filter(|p| start <= p.index) {
             return Err(Error::BelowPurgeBoundary { group, index: start, boundary: p.index });
         }
@@ -199,8 +207,8 @@ impl<'a> Staging<'a> {
         if start > expected {
             return Err(Error::Gap { group, index: start, expected });
         }
-        if let Some(previous) =
-            start.checked_sub(1).map(|i| self.term_at(group, &log, i)).transpose()?.flatten()
+        let previous = start.checked_sub(1).map(|i| self.term_at(group, i)).transpose()?.flatten();
+        if let Some(previous) = previous
             && first.term < previous
         {
             return Err(Error::TermRegression { group, index: start, term: first.term, previous });
@@ -233,6 +241,16 @@ impl<'a> Staging<'a> {
             Some(f) if f < start => f,
             _ => start,
         };
+        // Terms never fall along the log, so the entries with the last term are a suffix.
+        let run_in_batch = entries.iter().find(|e| e.term == last.term).map_or(last.index, |e| e.index);
+        let kept_before = start.checked_sub(1).filter(|&i| log.contains(i));
+        let last_term_from = match kept_before {
+            // The run reaches back past this append, into the entries it keeps.
+            Some(before) if run_in_batch == start && previous == Some(last.term) => {
+                Some(old.known_term(before).and(old.last_term_run_start()).unwrap_or(before))
+            }
+            _ => Some(run_in_batch),
+        };
         self.set_log(
             group,
             LogState {
@@ -240,12 +258,14 @@ impl<'a> Staging<'a> {
                 last_log_id: Some(LogId::new(last.term, last.index)),
                 ..log
             },
+            last_term_from,
         );
         Ok(())
     }
 
     fn truncate(&mut self, group: u64, from: u64) -> Result<()> {
-        let log = self.existing(group)?.log;
+        let old = self.existing(group)?;
+        let log = old.log;
         if let Some(p) = log.purged.filter(|p| from <= p.index) {
             return Err(Error::BelowPurgeBoundary { group, index: from, boundary: p.index });
         }
@@ -255,14 +275,16 @@ impl<'a> Staging<'a> {
         if from > last.index {
             return Ok(());
         }
-        let new = if from <= first {
-            LogState { first_index: None, last_log_id: log.purged, ..log }
+        let (new, last_term_from) = if from <= first {
+            (LogState { first_index: None, last_log_id: log.purged, ..log }, None)
         } else {
             let prev = from - 1;
-            let term = self.term_at(group, &log, prev)?.ok_or_else(|| {
+            let term = self.term_at(group, prev)?.ok_or_else(|| {
                 Error::corruption(group, format!("index {prev}"), "entry missing inside the log")
             })?;
-            LogState { last_log_id: Some(LogId::new(term, prev)), ..log }
+            // Cut inside the last run: the rest of the run is still the last run.
+            let run = old.last_term_run_start().filter(|&f| f <= prev);
+            (LogState { last_log_id: Some(LogId::new(term, prev)), ..log }, run)
         };
         self.batch.delete_range_cf(
             self.log,
@@ -270,12 +292,13 @@ impl<'a> Staging<'a> {
             codec::log_group_end(group).to_vec(),
         );
         self.staged(group).pending.cut(from);
-        self.set_log(group, new);
+        self.set_log(group, new, last_term_from);
         Ok(())
     }
 
     fn purge(&mut self, group: u64, upto: LogId) -> Result<()> {
-        let log = self.staged(group).state.map(|s| s.log).unwrap_or_default();
+        let old = self.staged(group).state.unwrap_or_default();
+        let log = old.log;
         if let Some(p) = log.purged {
             if upto.index < p.index {
                 return Err(Error::BelowPurgeBoundary { group, index: upto.index, boundary: p.index });
@@ -289,19 +312,22 @@ impl<'a> Staging<'a> {
             }
         }
         if log.contains(upto.index)
-            && let Some(found) = self.term_at(group, &log, upto.index)?
+            && let Some(found) = self.term_at(group, upto.index)?
             && found != upto.term
         {
             return Err(Error::TermMismatch { group, index: upto.index, expected: upto.term, found });
         }
         self.existing_or_create(group);
-        let new = match (log.first_index, log.last_log_id) {
-            (Some(first), Some(last)) if upto.index < last.index => LogState {
-                first_index: Some(first.max(upto.index + 1)),
-                last_log_id: Some(last),
-                purged: Some(upto),
-            },
-            _ => LogState { first_index: None, last_log_id: Some(upto), purged: Some(upto) },
+        let (new, last_term_from) = match (log.first_index, log.last_log_id) {
+            (Some(first), Some(last)) if upto.index < last.index => {
+                let first_index = first.max(upto.index + 1);
+                let run = old.last_term_run_start().map(|f| f.max(first_index));
+                (
+                    LogState { first_index: Some(first_index), last_log_id: Some(last), purged: Some(upto) },
+                    run,
+                )
+            }
+            _ => (LogState { first_index: None, last_log_id: Some(upto), purged: Some(upto) }, None),
         };
         self.batch.delete_range_cf(
             self.log,
@@ -310,7 +336,7 @@ impl<'a> Staging<'a> {
         );
         self.batch.put_cf(self.meta, codec::meta_key(group, MetaTag::Purged), codec::encode_log_id(&upto));
         self.staged(group).pending.purge(upto.index);
-        self.set_log(group, new);
+        self.set_log(group, new, last_term_from);
         Ok(())
     }
 
@@ -339,7 +365,7 @@ impl<'a> Staging<'a> {
     fn reset(&mut self, group: u64) -> Result<()> {
         self.existing(group)?;
         self.delete_log(group);
-        self.set_log(group, LogState::default());
+        self.set_log(group, LogState::default(), None);
         Ok(())
     }
 
