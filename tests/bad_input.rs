@@ -283,6 +283,9 @@ async fn every_call_after_shutdown_is_closed_and_writes_nothing() {
     assert!(matches!(g.entry(5), Err(Error::Closed)));
     assert!(matches!(g.entries(.., None), Err(Error::Closed)));
     assert!(matches!(g.term(6), Err(Error::Closed)));
+    // Also where memory alone knows the term (the last entry, in the last term run).
+    let last = before.iter().find(|(id, ..)| *id == 1).and_then(|(_, log, ..)| log.last_index()).unwrap();
+    assert!(matches!(g.term(last), Err(Error::Closed)));
     store.shutdown().await.unwrap();
     drop((g, new, store));
     let store = LogStore::start(Config::new(dir.path())).unwrap();

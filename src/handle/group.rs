@@ -255,6 +255,9 @@ impl Group {
     /// Fails as [`Group::entry`] does.
     pub fn term(&self, index: u64) -> Result<Option<u64>> {
         let started = Instant::now();
+        // Closed is checked first, so that a term is never answered after shutdown, from
+        // memory or not.
+        drop(self.store.shared().db()?);
         let state = self.store.shared().group(self.id).ok_or(Error::GroupNotFound(self.id))?;
         let result = match (state.log.purged, state.known_term(index)) {
             (Some(p), _) if p.index == index => Ok(Some(p.term)),
