@@ -17,7 +17,7 @@
 //! max_write_buffers = 2
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
-//! sst_direct_io = false        # true: flushes and compactions bypass the page cache
+//! sst_direct_io = true         # false: flushes and compactions go through the page cache
 //! ```
 //!
 //! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
@@ -148,14 +148,15 @@ pub struct Config {
     /// (`docs/benchmarks.md`): with 64 KiB entries (W4) throughput rose by a third, p99
     /// fell from 48 to 12 ms and CPU per entry from 940 to 550 µs; on 1000 groups (W3) p99
     /// fell from 16.7 to 9.5 ms. What it costs: flushed entries are no longer in the page
-    /// cache, so reads of them go to the disk, the writer's own included (a purge or
-    /// truncation checks the term of the entry at its boundary). With every group purged
-    /// each second (W7) a purge round took 156 ms instead of 25 and throughput fell by a
-    /// third. Off by default for that reason; turn it on for large entries and infrequent
-    /// purges. The WAL is not affected, nor is durability: every SST file is still fsynced
-    /// before RocksDB records it. Where the data directory's filesystem refuses direct I/O
-    /// (tmpfs before Linux 6.6, for one; probed at open), the engine uses buffered I/O and
-    /// logs a warning. Default: false.
+    /// cache, so the first read of one goes to the disk. The writer itself needs none:
+    /// it checks the terms at purge and truncation boundaries from memory inside a group's
+    /// last term run (see [`Group::purge`](crate::Group::purge)); with every group purged
+    /// each second (W7) a purge round takes as long as with buffered I/O. Turn it off for
+    /// a node whose readers often reach entries older than the memtables and that has
+    /// memory for the page cache to keep them. The WAL is not affected, nor is durability:
+    /// every SST file is still fsynced before RocksDB records it. Where the data
+    /// directory's filesystem refuses direct I/O (tmpfs before Linux 6.6, for one; probed
+    /// at open), the engine uses buffered I/O and logs a warning. Default: true.
     pub sst_direct_io: bool,
 }
 
@@ -178,7 +179,7 @@ impl Default for Config {
             max_write_buffers: 2,
             blob_min_size: ByteSize(0),
             sst_bytes_per_sync: ByteSize::mib(1),
-            sst_direct_io: false,
+            sst_direct_io: true,
         }
     }
 }
@@ -304,7 +305,7 @@ mod tests {
         c.max_write_buffers = 4;
         c.blob_min_size = ByteSize::kib(4);
         c.sst_bytes_per_sync = ByteSize(0);
-        c.sst_direct_io = true;
+        c.sst_direct_io = false;
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 

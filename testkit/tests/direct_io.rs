@@ -1,6 +1,6 @@
-//! `Config::sst_direct_io`: when asked for, flushes and compactions bypass the page cache
+//! `Config::sst_direct_io`: by default flushes and compactions bypass the page cache
 //! where the data directory's filesystem allows it, and fall back to buffered I/O where it
-//! does not.
+//! does not; turned off, they go through the page cache.
 //!
 //! Whether RocksDB really runs with direct I/O is read from the options file it writes
 //! at every open (`OPTIONS-*`, `use_direct_io_for_flush_and_compaction`), after flushes
@@ -76,14 +76,14 @@ fn fill_and_read_back(mut config: Config) -> String {
         .expect("RocksDB recorded the option")
 }
 
-/// Off by default; when asked for, in effect on the project's own disk (ext4 on this
-/// class of machine).
+/// On by default and in effect on the project's own disk (ext4 on this class of machine);
+/// off when turned off.
 #[test]
-fn flushes_and_compactions_use_direct_io_when_asked() {
+fn flushes_and_compactions_use_direct_io_unless_turned_off() {
     let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    assert_eq!(fill_and_read_back(Config::new(base.path().join("default"))), "false");
-    let on = Config { sst_direct_io: true, ..Config::new(base.path().join("on")) };
-    assert_eq!(fill_and_read_back(on), "true");
+    assert_eq!(fill_and_read_back(Config::new(base.path().join("default"))), "true");
+    let off = Config { sst_direct_io: false, ..Config::new(base.path().join("off")) };
+    assert_eq!(fill_and_read_back(off), "false");
 }
 
 /// A filesystem that refuses `O_DIRECT` (older tmpfs, some FUSE filesystems; here the
@@ -101,8 +101,8 @@ fn a_filesystem_without_direct_io_gets_buffered_io() {
     assert!(!store.join("ROCKLOG-DIRECT-IO-PROBE").exists(), "the probe file is removed");
 }
 
-/// The crash filesystem takes direct I/O, so the tuned power-loss loop (which turns it on)
-/// runs with it: its flushes and compactions write SST files with `O_DIRECT`.
+/// The crash filesystem takes direct I/O, so the power-loss loop runs with it, as the
+/// defaults have it: its flushes and compactions write SST files with `O_DIRECT`.
 #[test]
 fn the_crash_filesystem_takes_direct_io() {
     if skip_if_unavailable("the_crash_filesystem_takes_direct_io") {
