@@ -18,6 +18,7 @@
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
 //! sst_direct_io = true         # false: flushes and compactions go through the page cache
+//! wal_presize = true           # false: the WAL's size grows with every write
 //! ```
 //!
 //! `docs/benchmarks.md` has the tuning guide: what each RocksDB setting trades, measured.
@@ -62,6 +63,8 @@ pub enum Compression {
 /// with [`Config::from_toml_file`]; the engine calls [`Config::validate`] when it opens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+// Each flag is an independent TOML switch, not states of one thing.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Config {
     /// The data directory. Created if missing; refused if it holds something that is not
     /// a rocklog directory. Default: `rocklog-data` (relative to the working directory).
@@ -158,6 +161,17 @@ pub struct Config {
     /// directory's filesystem refuses direct I/O (tmpfs before Linux 6.6, for one; probed
     /// at open), the engine uses buffered I/O and logs a warning. Default: true.
     pub sst_direct_io: bool,
+    /// The writer sets each new WAL file's size to cover the space RocksDB reserved for
+    /// it, so that the WAL's fsyncs write data only. RocksDB reserves WAL space with
+    /// `fallocate(FALLOC_FL_KEEP_SIZE)`, which leaves the size growing with every write:
+    /// every fsync then also commits a new file size to the filesystem's journal
+    /// (measured on ext4: 335-350 µs at p50 for a small append and `fdatasync`, against
+    /// 245-255 µs with the size already set). The bytes past RocksDB's last write read as
+    /// zeros, which RocksDB's WAL recovery skips; RocksDB truncates a WAL to what it wrote
+    /// when it closes it. Durability does not change (the power-loss loop runs with it).
+    /// On a filesystem that reserves no space (or with recycled WAL files, already full
+    /// size) it does nothing. Default: true.
+    pub wal_presize: bool,
 }
 
 impl Default for Config {
@@ -180,6 +194,7 @@ impl Default for Config {
             blob_min_size: ByteSize(0),
             sst_bytes_per_sync: ByteSize::mib(1),
             sst_direct_io: true,
+            wal_presize: true,
         }
     }
 }
@@ -306,6 +321,7 @@ mod tests {
         c.blob_min_size = ByteSize::kib(4);
         c.sst_bytes_per_sync = ByteSize(0);
         c.sst_direct_io = false;
+        c.wal_presize = false;
         assert_eq!(Config::from_toml_str(&c.to_toml_string()).ok(), Some(c));
     }
 

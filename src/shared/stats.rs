@@ -44,6 +44,10 @@ counters! {
     /// Groups whose bounds this open read by seeking in the log: every group after a
     /// crash, none after a clean close (its clean-close record held them).
     open_group_seeks,
+    /// WAL files whose size the writer set to cover the space RocksDB reserved for them
+    /// ([`Config::wal_presize`](crate::Config::wal_presize)): about one per memtable
+    /// switch, none on a filesystem that reserves no space.
+    wal_files_presized,
 }
 
 impl Counters {

@@ -7,7 +7,8 @@
 //! - [`checkpoint`]: a consistent copy of the live database in a new directory;
 //! - [`clean_close`]: the record that spares a clean reopen its seeks;
 //! - [`statistics`]: RocksDB's own counters of what reached the disk;
-//! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space.
+//! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space;
+//! - [`wal_size`]: presizing the live WAL file so its fsyncs carry no size update.
 
 pub(crate) mod checkpoint;
 pub(crate) mod clean_close;
@@ -16,6 +17,7 @@ mod open;
 pub(crate) mod properties;
 mod recover;
 mod statistics;
+pub(crate) mod wal_size;
 
 use std::collections::HashMap;
 

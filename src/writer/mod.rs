@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::shared::Shared;
 use crate::state::GroupState;
 use crate::storage::Groups;
+use crate::storage::wal_size::WalPresizer;
 use command::Command;
 use drain::{Limits, Refill, drain};
 use syncer::Syncer;
@@ -76,7 +77,8 @@ impl Writer {
             max_bytes: config.max_batch_bytes.bytes(),
             linger: config.linger,
         };
-        let wal = Wal::new(config.durability);
+        let presizer = config.wal_presize.then(|| WalPresizer::new(&config.path));
+        let wal = Wal::new(config.durability, presizer);
         Writer { rx, shared, groups, limits, wal, syncer: None }
     }
 

@@ -11,7 +11,8 @@
 use rocksdb::{DB, WriteBatch, WriteOptions};
 
 use crate::config::Durability;
-use crate::shared::Shared;
+use crate::shared::{Counters, Shared};
+use crate::storage::wal_size::WalPresizer;
 
 /// How one batch is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,15 +32,19 @@ pub(super) struct Wal {
     unsynced: WriteOptions,
     /// Buffered writes not yet fsynced (only under `Durability::Buffered`).
     dirty: bool,
+    /// Sets new WAL files' size after a write (`Config::wal_presize`); dropped after a
+    /// failure, which never fails a write.
+    presizer: Option<WalPresizer>,
 }
 
 impl Wal {
-    pub fn new(durability: Durability) -> Self {
+    /// `presizer`: the WAL presizer, if `Config::wal_presize` is on.
+    pub fn new(durability: Durability, presizer: Option<WalPresizer>) -> Self {
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
         let mut unsynced = WriteOptions::default();
         unsynced.set_sync(false);
-        Wal { durability, synced, unsynced, dirty: false }
+        Wal { durability, synced, unsynced, dirty: false, presizer }
     }
 
     /// Whether every batch is fsynced before its waiters hear (`Durability::Sync`).
@@ -78,7 +83,22 @@ impl Wal {
             WriteMode::Synced => count_sync(shared),
             WriteMode::Unsynced => self.dirty |= self.durability == Durability::Buffered,
         }
+        self.presize(shared);
         Ok(())
+    }
+
+    /// Presizes a new WAL file after a write (see [`WalPresizer`]). A failure only stops
+    /// presizing, with a warning: the write itself succeeded.
+    fn presize(&mut self, shared: &Shared) {
+        let Some(presizer) = &mut self.presizer else { return };
+        match presizer.after_write() {
+            Ok(true) => Counters::add(&shared.stats.wal_files_presized, 1),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot presize RocksDB's WAL file; its fsyncs will also write its size");
+                self.presizer = None;
+            }
+        }
     }
 
     /// Under `Durability::Buffered`, fsyncs what was written since the last fsync (a

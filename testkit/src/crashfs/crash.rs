@@ -60,6 +60,7 @@ impl Tree {
                     f.dirty_from = f.visible.len();
                     f.last_write = None;
                     f.lost = None;
+                    f.reserved = 0;
                 }
                 Body::Dir(d) => {
                     let (parent, kept) = entries.remove(&ino).unwrap_or_default();

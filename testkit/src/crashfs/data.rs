@@ -59,13 +59,20 @@ impl Tree {
     }
 
     /// Sets the visible size (truncate or extend with zeros); not durable until synced.
+    /// Shrinking frees the space reserved past the end, as on Linux.
     pub(crate) fn set_size(&mut self, ino: u64, size: u64) -> Res<()> {
         let size = usize::try_from(size).map_err(|_| Errno::EFBIG)?;
         if size > MAX_FILE {
             return Err(Errno::EFBIG);
         }
+        let old_len = self.file(ino)?.visible.len();
+        if size > old_len {
+            self.counters.extending_truncates += 1;
+        }
         let file = self.file_mut(ino)?;
-        let old_len = file.visible.len();
+        if size <= old_len {
+            file.reserved = 0;
+        }
         file.visible.resize(size, 0);
         file.dirty(size.min(old_len), size.max(old_len));
         file.last_write = None;
@@ -104,6 +111,13 @@ impl Tree {
             file.visible.resize(end, 0);
             file.dirty(old_len, end);
             changed = true;
+        }
+        if keep_size && !punch && end > old_len {
+            file.reserved = file.reserved.max(end);
+        }
+        if punch && start <= file.reserved && end >= file.reserved {
+            // A hole punched over the end of the reserved space frees it from `start`.
+            file.reserved = if start > old_len { start } else { 0 };
         }
         if changed {
             file.last_write = None;

@@ -9,7 +9,9 @@
 //!   until then a create, mknod, mkdir, symlink, link, rename, unlink or rmdir is only
 //!   visible. A rename across directories needs both parents synced; `mkdir -p a/b/c`
 //!   needs every level's parent synced;
-//! - writes, `fallocate` and truncates are never durable until the file is synced;
+//! - writes, `fallocate` and truncates are never durable until the file is synced; space
+//!   reserved by `FALLOC_FL_KEEP_SIZE` shows in `st_blocks` until a shrinking truncate or
+//!   a crash frees it;
 //! - after a crash, an inode whose entry is durable but whose data was never synced is an
 //!   empty file (or holds what its last sync wrote); inodes only reachable through visible
 //!   entries are gone;
@@ -66,6 +68,9 @@ pub struct Counters {
     pub fsync_faults: u64,
     /// Writes and fallocates failed with ENOSPC on command ([`CrashFs::fail_writes_enospc`]).
     pub write_faults: u64,
+    /// Truncates that made a file longer (rocklog's WAL presizing makes them; RocksDB's
+    /// own truncates shrink).
+    pub extending_truncates: u64,
 }
 
 /// Why [`CrashFs::crash`] did not crash.

@@ -36,6 +36,10 @@ pub(crate) struct FileData {
     /// since the last sync attempt, the only bytes the next successful sync makes durable
     /// (like Linux after a writeback error, the failed pages count as clean).
     pub(crate) lost: Option<Vec<(usize, usize)>>,
+    /// Where the space reserved by `fallocate(FALLOC_FL_KEEP_SIZE)` past the visible size
+    /// ends (0: none), as `st_blocks` shows it. Freed by a shrinking truncate; not
+    /// durable (a crash frees it).
+    pub(crate) reserved: usize,
 }
 
 impl FileData {
@@ -191,10 +195,14 @@ impl Tree {
             Body::Symlink(target) => (target.as_os_str().len() as u64, node.links),
             Body::Special => (0, node.links),
         };
+        let allocated = match &node.body {
+            Body::File(f) => size.max(f.reserved as u64),
+            _ => size,
+        };
         Ok(FileAttr {
             ino: INodeNo(ino),
             size,
-            blocks: size.div_ceil(512),
+            blocks: allocated.div_ceil(512),
             atime: node.atime,
             mtime: node.mtime,
             ctime: node.ctime,
