@@ -38,7 +38,9 @@ pub struct StorageState {
     /// Bytes of the SST files the current version uses.
     pub sst_bytes: u64,
     /// Bytes of the WAL files in the directory (recycled ones included: they hold their
-    /// space).
+    /// space). A live WAL counts at its presized length
+    /// ([`Config::wal_presize`](crate::Config::wal_presize)): the space RocksDB reserved
+    /// for it, about 1.1 memtables, which it holds on disk either way.
     pub wal_bytes: u64,
     /// Bytes of the blob files the current version uses (0 unless
     /// [`Config::blob_min_size`](crate::Config::blob_min_size) turned them on).
