@@ -9,7 +9,7 @@
 //! (`docs/benchmarks.md`).
 //!
 //! [`WalPresizer`] sets the newest WAL's size to cover the space RocksDB reserved for
-//! it, once per file, after the writer's first write into it: what a mode-0 `fallocate`
+//! it, once per file, soon after the writer's first write into it: what a mode-0 `fallocate`
 //! would have done. Why that is safe:
 //! - the bytes between RocksDB's last write and the new size read as zeros, and RocksDB's
 //!   WAL reader skips a zeroed block (a zero record header: the `kZeroType` padding its
@@ -29,22 +29,29 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
-use std::time::{Duration, Instant};
+/// How often the writer looks for a new WAL file (RocksDB starts one at each memtable
+/// switch, seconds apart under load): until then a new WAL's fsyncs also write its size,
+/// as without presizing. Asking RocksDB instead (its super version numbers) took the
+/// database mutex twice per batch, which flushes and compactions hold: on 1000 groups
+/// (W3) that cost more than presizing saved.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
 
-/// How often the writer lists the directory for a new WAL file (RocksDB starts one at
-/// each memtable switch, seconds apart under load): until then a new WAL's fsyncs also
-/// write its size, as without presizing. Asking RocksDB instead (its super version
-/// numbers) took the database mutex twice per batch, which flushes and compactions hold:
-/// on 1000 groups (W3) that cost more than presizing saved.
-const LIST_EVERY: Duration = Duration::from_millis(20);
+/// A look reads the directory's modification time and lists the directory only when that
+/// changed (a large log has thousands of SST files to list), or when this long has passed
+/// since the last listing: timestamps are coarse (a few ms), so a file created in the same
+/// tick as the last listing may leave the time unchanged.
+const LIST_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 
 /// Finds each new WAL file and sets its size to cover its reserved space (module docs).
 #[derive(Debug)]
 pub(crate) struct WalPresizer {
     dir: PathBuf,
-    /// When the directory was last listed.
-    listed: Option<Instant>,
+    /// When the writer last looked for a new WAL file.
+    looked: Option<Instant>,
+    /// When the directory was last listed, and its modification time just before.
+    listed: Option<(Instant, SystemTime)>,
     /// The number of the newest WAL file found.
     newest: u64,
     /// That file, until its size is set or it turns out to have no reserved space.
@@ -54,20 +61,27 @@ pub(crate) struct WalPresizer {
 impl WalPresizer {
     /// A presizer for the database in `dir` (RocksDB keeps its WAL files there).
     pub fn new(dir: &Path) -> Self {
-        WalPresizer { dir: dir.to_owned(), listed: None, newest: 0, pending: None }
+        WalPresizer { dir: dir.to_owned(), looked: None, listed: None, newest: 0, pending: None }
     }
 
     /// Called by the writer after each successful write: looks for a new WAL file (at
-    /// most every [`LIST_EVERY`]), and presizes it once RocksDB has reserved its space.
+    /// most every [`LOOK_EVERY`]), and presizes it once RocksDB has reserved its space.
     /// Returns whether it presized a file now.
     ///
     /// Fails when the directory or the file cannot be read, or the size cannot be set;
     /// the caller then stops presizing (writes are unaffected).
     pub fn after_write(&mut self) -> io::Result<bool> {
         let now = Instant::now();
-        if self.listed.is_none_or(|at| now.duration_since(at) >= LIST_EVERY) {
-            self.listed = Some(now);
-            self.find_newest()?;
+        if self.looked.is_none_or(|at| now.duration_since(at) >= LOOK_EVERY) {
+            self.looked = Some(now);
+            let modified = std::fs::metadata(&self.dir)?.modified()?;
+            let stale = self
+                .listed
+                .is_none_or(|(at, seen)| seen != modified || now.duration_since(at) >= LIST_AT_LEAST_EVERY);
+            if stale {
+                self.listed = Some((now, modified));
+                self.find_newest()?;
+            }
         }
         let Some(file) = &self.pending else { return Ok(false) };
         let meta = file.metadata()?;
