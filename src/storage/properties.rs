@@ -100,7 +100,7 @@ fn wal_bytes(dir: &Path) -> Result<u64> {
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
-        if entry.path().extension().is_some_and(|e| e == "log") {
+        if entry.file_name().to_str().and_then(super::wal_size::wal_number).is_some() {
             match entry.metadata() {
                 Ok(m) => total = total.saturating_add(m.len()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -122,10 +122,12 @@ impl WalPresizer {
     }
 }
 
-/// The number of a WAL file's name (`000123.log`), if it is one.
-fn wal_number(name: &str) -> Option<u64> {
+/// The number of a WAL file's name (`000123.log`), if it is one: the one test of what a
+/// WAL file is.
+pub(crate) fn wal_number(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // `parse` alone would take a sign ("+1.log").
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -139,7 +141,8 @@ mod tests {
     fn only_numbered_log_files_are_wal_files() {
         assert_eq!(wal_number("000123.log"), Some(123));
         assert_eq!(wal_number("7.log"), Some(7));
-        for other in ["LOG", "LOG.old.1700000000", ".log", "x1.log", "000123.sst", "000123.log.tmp"] {
+        for other in ["LOG", "+1.log", "LOG.old.1700000000", ".log", "x1.log", "000123.sst", "000123.log.tmp"]
+        {
             assert_eq!(wal_number(other), None, "{other}");
         }
     }
