@@ -8,7 +8,8 @@
 //!   from every group queue on a bounded channel and are *group-committed*: one RocksDB
 //!   `WriteBatch` and one fsync carry everything queued, and every waiter is answered only
 //!   after that sync. Under load, one fsync serves many proposers.
-//! - Cloneable **handles** ([`LogStore`], [`Group`]) read straight from RocksDB.
+//! - Cloneable **handles** ([`LogStore`], [`Group`]) read straight from RocksDB. Writes
+//!   are async; a caller on its own OS threads uses [`Group::blocking`] instead.
 //!
 //! ## Durability contract
 //!
@@ -24,7 +25,8 @@
 //! Arrows point one way: adapters → handle → writer → storage.
 //!
 //! - `handle/`: [`LogStore`] (open, start, flush, shutdown, stats) and [`Group`] (writes
-//!   sent to the writer; reads straight from RocksDB, retried under the write epoch);
+//!   sent to the writer; reads straight from RocksDB, retried under the write epoch),
+//!   with [`BlockingGroup`], its writes for callers on OS threads;
 //! - `writer/`: the actor ([`Writer`]): drain the channel, then commit one batch as a
 //!   pipeline *stage → write → publish → answer*, with a syncer thread for pipelined
 //!   appends; every write and fsync goes through one place (`writer/wal.rs`);
@@ -103,7 +105,7 @@ pub use adapters::openraft10;
 pub use adapters::raft_rs;
 pub use config::{Compression, Config, Durability};
 pub use error::{Error, Result};
-pub use handle::{CheckpointReport, CopyMethod, Group, LogStore};
+pub use handle::{BlockingGroup, CheckpointReport, CopyMethod, Group, LogStore};
 pub use records::{Entry, HardState, LogId};
 pub use shared::Stats;
 pub use state::LogState;

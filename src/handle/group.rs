@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::LogStore;
+use super::{BlockingGroup, LogStore};
 use crate::error::{Error, Result};
 use crate::metrics::ReadOp;
 use crate::records::{Entry, HardState, LogId};
@@ -40,6 +40,12 @@ impl Group {
     }
 
     // ----- writes -----
+
+    /// This group's writes as blocking calls, for callers on their own OS threads rather
+    /// than in an async runtime: see [`BlockingGroup`].
+    pub fn blocking(&self) -> BlockingGroup {
+        BlockingGroup::new(self.clone())
+    }
 
     /// Creates the group if it does not exist (idempotent). Appends, purges and hard-state
     /// saves create groups too; this is for registering an empty group up front.

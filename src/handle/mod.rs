@@ -3,10 +3,12 @@
 //! straight from RocksDB with the epoch retry). Arrows point down: handles send commands
 //! to the writer and read through storage, and nothing below knows a handle.
 
+mod blocking;
 mod checkpoint;
 mod group;
 mod store;
 
+pub use blocking::BlockingGroup;
 pub use checkpoint::{CheckpointReport, CopyMethod};
 pub use group::Group;
 pub use store::LogStore;

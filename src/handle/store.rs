@@ -17,6 +17,10 @@ use crate::writer::Writer;
 use crate::writer::command::{Command, Op};
 use crate::writer::reply::{OnDurable, Reply};
 
+/// How often a blocking write waiting for its reply looks whether the writer stopped
+/// without sending one (only that race ever needs it).
+const STOPPED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A handle to one rocklog engine: one data directory holding the logs of many Raft
 /// groups, written by one [`Writer`].
 ///
@@ -211,6 +215,34 @@ impl LogStore {
         let reply = Reply::Channel(reply);
         self.send(Command::Write { group, op, reply, visible: None, enqueued: Instant::now() }).await?;
         self.reply(rx).await
+    }
+
+    /// Sends one write and blocks the calling thread until its durable outcome: the
+    /// blocking twin of [`LogStore::write`], for callers on their own OS threads. The reply
+    /// comes through a callback on the writer thread, so no async runtime is involved.
+    pub(crate) fn write_blocking(&self, group: u64, op: Op) -> Result<()> {
+        self.shared().check_poison()?;
+        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
+        let (done, rx) = flume::bounded(1);
+        let reply = Reply::Callback(OnDurable::new(move |result| {
+            let _ = done.send(result);
+        }));
+        tx.send(Command::Write { group, op, reply, visible: None, enqueued: Instant::now() })
+            .map_err(|_| Error::Closed)?;
+        // A command that reached the channel just as the writer stopped stays queued
+        // (flume keeps it while handles hold senders) and its callback is never dropped:
+        // look at the writer's phase while waiting, as `reply` does.
+        loop {
+            if self.shared().lifecycle.is_stopped() {
+                // The writer replies before it marks itself stopped.
+                return rx.try_recv().unwrap_or(Err(Error::Closed));
+            }
+            match rx.recv_timeout(STOPPED_POLL) {
+                Ok(result) => return result,
+                Err(flume::RecvTimeoutError::Disconnected) => return Err(Error::Closed),
+                Err(flume::RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 
     /// Sends one write and waits until it is visible; `on_durable` hears the durable

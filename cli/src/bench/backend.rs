@@ -18,6 +18,9 @@ use super::rocks::Rocks;
 pub enum Kind {
     /// rocklog: group commit through one writer, appended to from tokio tasks.
     Rocklog,
+    /// The same rocklog appended to through its blocking writes ([`rocklog::BlockingGroup`])
+    /// from one OS thread per proposer: how a Raft node on threads drives it.
+    RocklogThreads,
     /// tikv's raft-engine 0.4 with TiKV's settings, `write(batch, sync = true)` per
     /// append from one OS thread per proposer (built with the `raft-engine` feature).
     RaftEngine,
@@ -46,6 +49,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rocklog => "rocklog",
+            Kind::RocklogThreads => "rocklog-threads",
             Kind::RaftEngine => "raft-engine",
             Kind::RaftEngineSpawnBlocking => "raft-engine-spawn-blocking",
             Kind::RocksdbSync => "rocksdb-sync",
@@ -62,10 +66,11 @@ impl Kind {
         matches!(self, Kind::RaftEngine | Kind::RaftEngineSpawnBlocking)
     }
 
-    /// The backends `--compare` runs: rocklog, the peer engines driven natively and
-    /// through `spawn_blocking`, and the disk's floor and ceiling.
+    /// The backends `--compare` runs: rocklog from tasks and from threads, the peer
+    /// engines driven natively and through `spawn_blocking`, and the disk's floor and
+    /// ceiling.
     pub fn compared() -> Vec<Kind> {
-        let mut all = vec![Kind::Rocklog];
+        let mut all = vec![Kind::Rocklog, Kind::RocklogThreads];
         if cfg!(feature = "raft-engine") {
             all.extend([Kind::RaftEngine, Kind::RaftEngineSpawnBlocking]);
         }
@@ -132,19 +137,38 @@ impl Baseline {
     }
 }
 
-/// How a baseline's proposers call it.
+/// How a store's proposers call it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drive {
-    /// One OS thread per proposer calling the blocking append: how its users drive it.
+    /// One OS thread per proposer calling the blocking append: how a baseline's users
+    /// drive it, and rocklog's through [`rocklog::BlockingGroup`].
     Threads,
-    /// tokio tasks reaching the blocking append through `spawn_blocking`.
-    SpawnBlocking,
+    /// tokio tasks: rocklog's async append, or a baseline's blocking one reached through
+    /// `spawn_blocking`.
+    Tasks,
 }
 
 /// An open store.
 pub enum Backend {
-    Rocklog(LogStore),
+    Rocklog(LogStore, Drive),
     Baseline(Arc<Baseline>, Drive),
+}
+
+/// A store's blocking append, for the proposers' own OS threads.
+#[derive(Clone)]
+pub enum Threaded {
+    Rocklog(LogStore),
+    Baseline(Arc<Baseline>),
+}
+
+impl Threaded {
+    /// Appends `entries` to `group`, returning once they are durable.
+    pub fn append(&self, group: u64, entries: &[Entry]) -> Result<(), BoxError> {
+        match self {
+            Threaded::Rocklog(store) => Ok(store.group(group).blocking().append(entries)?),
+            Threaded::Baseline(b) => b.append(group, entries),
+        }
+    }
 }
 
 impl Backend {
@@ -153,18 +177,19 @@ impl Backend {
         std::fs::create_dir_all(dir)?;
         let baseline = |b: Baseline, drive| Ok(Backend::Baseline(Arc::new(b), drive));
         match kind {
-            Kind::Rocklog => {
+            Kind::Rocklog | Kind::RocklogThreads => {
                 // `dir` itself, so a run directory kept by --dir is one `rocklog inspect`,
                 // `check` and `dump` read as it is.
                 let config = Config { path: dir.to_owned(), ..config.clone() };
-                Ok(Backend::Rocklog(LogStore::start(config)?))
+                let drive = if kind == Kind::Rocklog { Drive::Tasks } else { Drive::Threads };
+                Ok(Backend::Rocklog(LogStore::start(config)?, drive))
             }
             Kind::Raw => baseline(Baseline::Raw(Raw::open(dir)?), Drive::Threads),
             Kind::RawPrealloc => baseline(Baseline::RawPrealloc(RawPrealloc::open(dir)?), Drive::Threads),
             Kind::RawBatched => baseline(Baseline::RawBatched(RawBatched::open(dir)?), Drive::Threads),
             Kind::RocksdbSync => baseline(Baseline::Rocks(Rocks::open(dir, config, false)?), Drive::Threads),
             Kind::RocksdbSyncSpawnBlocking => {
-                baseline(Baseline::Rocks(Rocks::open(dir, config, false)?), Drive::SpawnBlocking)
+                baseline(Baseline::Rocks(Rocks::open(dir, config, false)?), Drive::Tasks)
             }
             Kind::SeedStyle => baseline(Baseline::Rocks(Rocks::open(dir, config, true)?), Drive::Threads),
             #[cfg(feature = "raft-engine")]
@@ -172,10 +197,9 @@ impl Backend {
                 baseline(Baseline::RaftEngine(RaftEngine::open(&dir.join("raft-engine"))?), Drive::Threads)
             }
             #[cfg(feature = "raft-engine")]
-            Kind::RaftEngineSpawnBlocking => baseline(
-                Baseline::RaftEngine(RaftEngine::open(&dir.join("raft-engine"))?),
-                Drive::SpawnBlocking,
-            ),
+            Kind::RaftEngineSpawnBlocking => {
+                baseline(Baseline::RaftEngine(RaftEngine::open(&dir.join("raft-engine"))?), Drive::Tasks)
+            }
             #[cfg(not(feature = "raft-engine"))]
             Kind::RaftEngine | Kind::RaftEngineSpawnBlocking => {
                 Err("this rocklog was built without the raft-engine baseline; \
@@ -185,11 +209,12 @@ impl Backend {
         }
     }
 
-    /// The baseline to call from the proposers' own OS threads, if that is how this
-    /// backend is driven.
-    pub fn threaded(&self) -> Option<Arc<Baseline>> {
+    /// The blocking append to call from the proposers' own OS threads, if that is how
+    /// this backend is driven.
+    pub fn threaded(&self) -> Option<Threaded> {
         match self {
-            Backend::Baseline(b, Drive::Threads) => Some(Arc::clone(b)),
+            Backend::Rocklog(store, Drive::Threads) => Some(Threaded::Rocklog(store.clone())),
+            Backend::Baseline(b, Drive::Threads) => Some(Threaded::Baseline(Arc::clone(b))),
             _ => None,
         }
     }
@@ -198,7 +223,7 @@ impl Backend {
     /// baseline is reached through `spawn_blocking`, whatever its [`Drive`].
     pub async fn append(&self, group: u64, entries: Vec<Entry>) -> Result<(), BoxError> {
         match self {
-            Backend::Rocklog(store) => Ok(store.group(group).append(&entries).await?),
+            Backend::Rocklog(store, _) => Ok(store.group(group).append(&entries).await?),
             Backend::Baseline(b, _) => {
                 let b = Arc::clone(b);
                 tokio::task::spawn_blocking(move || b.append(group, &entries)).await?
@@ -212,7 +237,7 @@ impl Backend {
     /// log GC batches them.
     pub async fn purge(&self, upto: Vec<(u64, LogId)>) -> Result<bool, BoxError> {
         match self {
-            Backend::Rocklog(store) => {
+            Backend::Rocklog(store, _) => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (group, id) in upto {
                     let group = store.group(group);
@@ -234,7 +259,7 @@ impl Backend {
     /// backend cannot read (the raw files).
     pub fn read(&self, group: u64, lo: u64, n: u64) -> Result<Option<usize>, BoxError> {
         match self {
-            Backend::Rocklog(store) => match store.group(group).entries(lo..lo + n, None) {
+            Backend::Rocklog(store, _) => match store.group(group).entries(lo..lo + n, None) {
                 Ok(v) => Ok(Some(v.len())),
                 // A group the proposers have not reached yet, or a range just purged.
                 Err(rocklog::Error::Compacted { .. } | rocklog::Error::GroupNotFound(_)) => Ok(Some(0)),
@@ -247,7 +272,7 @@ impl Backend {
     /// Fsyncs done so far, where the backend can tell.
     pub fn syncs(&self) -> u64 {
         match self {
-            Backend::Rocklog(store) => store.stats().syncs,
+            Backend::Rocklog(store, _) => store.stats().syncs,
             Backend::Baseline(b, _) => b.syncs(),
         }
     }
@@ -256,7 +281,7 @@ impl Backend {
     /// microseconds writers stalled; `None` for a store without SST files.
     pub fn sst_bytes(&self) -> Option<[u64; 3]> {
         match self {
-            Backend::Rocklog(store) => {
+            Backend::Rocklog(store, _) => {
                 let s = store.storage_stats();
                 Some([s.flush_bytes, s.compaction_bytes, s.stall_micros])
             }
@@ -269,7 +294,7 @@ impl Backend {
 
     /// Stops the store and releases its directory.
     pub async fn close(self) -> Result<(), BoxError> {
-        if let Backend::Rocklog(store) = &self {
+        if let Backend::Rocklog(store, _) = &self {
             store.shutdown().await?;
         }
         Ok(())

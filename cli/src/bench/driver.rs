@@ -1,8 +1,9 @@
 //! The workload driver: proposers appending to their own groups, optional readers and a
 //! purger, every append's latency in an HDR histogram. rocklog's proposers are tokio
-//! tasks, as its users' are; a baseline's are OS threads calling its blocking append, as
-//! its users' are, or tokio tasks reaching it through `spawn_blocking` for the row that
-//! shows what an async caller pays.
+//! tasks, as its async users' are, or OS threads calling its blocking writes, as a Raft
+//! node on threads would; a baseline's are OS threads calling its blocking append, as its
+//! users' are, or tokio tasks reaching it through `spawn_blocking` for the row that shows
+//! what an async caller pays.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,13 +145,14 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
     for p in 0..w.proposers {
         let proposer = Proposer::new(Arc::clone(&shared), p, w, payload.clone(), per_proposer_appends)?;
         proposers.push(match &threaded {
-            // A baseline's users call its blocking append from their own threads.
-            Some(baseline) => {
-                let baseline = Arc::clone(baseline);
+            // A baseline's users call its blocking append from their own threads, and so
+            // do rocklog's on threads.
+            Some(store) => {
+                let store = store.clone();
                 Running::Thread(
                     std::thread::Builder::new()
                         .name(format!("proposer-{p}"))
-                        .spawn(move || proposer.run_blocking(|g, e| baseline.append(g, &e)))?,
+                        .spawn(move || proposer.run_blocking(|g, e| store.append(g, &e)))?,
                 )
             }
             None => Running::Task(tokio::spawn(proposer.run_async())),
@@ -272,7 +274,7 @@ fn payload_of(pool: &bytes::Bytes, group: u64, index: u64, len: usize) -> bytes:
 }
 
 /// A running proposer: a tokio task (rocklog, or a baseline through `spawn_blocking`) or
-/// an OS thread (a baseline driven natively).
+/// an OS thread (a baseline driven natively, or rocklog through its blocking writes).
 enum Running {
     Task(tokio::task::JoinHandle<ProposerResult>),
     Thread(std::thread::JoinHandle<ProposerResult>),

@@ -122,9 +122,9 @@ pub struct BenchArgs {
     /// Serve Prometheus metrics at this address while running, e.g. 127.0.0.1:9184.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Run the baselines too: raft-engine (when built with the `raft-engine` feature)
-    /// from threads and through `spawn_blocking`, rocksdb-sync, raw-prealloc and
-    /// raw-batched. `--backends` adds raw, seed-style and rocksdb-sync-spawn-blocking.
+    /// Run rocklog from OS threads (its blocking writes) and the baselines too:
+    /// raft-engine (when built with the `raft-engine` feature) from threads and through
+    /// `spawn_blocking`, rocksdb-sync, raw-prealloc and raw-batched. `--backends` adds raw, seed-style and rocksdb-sync-spawn-blocking.
     #[arg(long)]
     compare: bool,
     /// Exactly which backends to run (overrides --compare).

@@ -38,7 +38,14 @@ const CHILD_GROUPS: std::ops::Range<u64> = 1_000_000..1_000_016;
 
 /// Whether `kind` can be reopened over the data it wrote (the raw files are recreated).
 pub fn reopens(kind: Kind) -> bool {
-    matches!(kind, Kind::Rocklog | Kind::RaftEngine | Kind::RaftEngineSpawnBlocking | Kind::RocksdbSync)
+    matches!(
+        kind,
+        Kind::Rocklog
+            | Kind::RocklogThreads
+            | Kind::RaftEngine
+            | Kind::RaftEngineSpawnBlocking
+            | Kind::RocksdbSync
+    )
 }
 
 /// Drops the page cache, so the next open reads from disk; `false` where the process may
@@ -136,7 +143,7 @@ pub fn writer_child(args: &WriterArgs) -> Result<std::process::ExitCode, Box<dyn
         let first = next[slot];
         let entries: Vec<Entry> = (first..first + 64).map(|i| Entry::new(i, 1, payload.clone())).collect();
         match &threaded {
-            Some(baseline) => baseline.append(group, &entries),
+            Some(store) => store.append(group, &entries),
             None => runtime.block_on(backend.append(group, entries)),
         }
         .map_err(|e| e.to_string())?;
