@@ -53,6 +53,8 @@ fn config_text() -> impl Strategy<Value = String> {
         "blob_min_size",
         "sst_bytes_per_sync",
         "sst_direct_io",
+        "l0_compaction_trigger",
+        "level_base_size",
         "nonsense",
     ]);
     let value = prop_oneof![

@@ -112,6 +112,12 @@ fn options(config: &Config, create: bool, direct_io: bool) -> (Options, Vec<Colu
         // rewrites the live tail of files that are only partly purged.
         log.set_enable_blob_gc(true);
     }
+    // Fewer, later compactions: see `Config::l0_compaction_trigger` and
+    // `Config::level_base_size`.
+    log.set_level_zero_file_num_compaction_trigger(
+        i32::try_from(config.l0_compaction_trigger).unwrap_or(i32::MAX),
+    );
+    log.set_max_bytes_for_level_base(config.level_base_size.bytes());
     log.set_block_based_table_factory(&table);
     log.set_compression_type(match config.compression {
         Compression::None => DBCompressionType::None,

@@ -773,7 +773,8 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 /// The settings the tuning guide offers beyond the defaults, all at once and with a
 /// 256 KiB memtable so that they take effect within a run: WAL files recycled after every
 /// flush, four memtables, every entry of 1 KiB or more in a blob file (a tenth of the
-/// child's entries), and flushes and compactions through the page cache (the main loop
+/// child's entries), compactions after every second flush, and flushes and compactions
+/// through the page cache (the main loop
 /// runs with the default, direct I/O, which the crash filesystem takes:
 /// `tests/direct_io.rs`). A setting that lost an acknowledged write on power loss would
 /// not be one to offer.
@@ -783,6 +784,7 @@ wal_recycle_files = 4
 max_write_buffers = 4
 blob_min_size = "1KiB"
 sst_direct_io = false
+l0_compaction_trigger = 2
 "#;
 
 /// The power-loss loop (half its crashes) with [`TUNING`]'s settings.
