@@ -7,8 +7,31 @@
 //!   expectations from, defined once so the two cannot drift apart.
 //! - [`crashfs`]: a strict in-memory power-loss filesystem on FUSE: what processes see
 //!   and what survives a power loss kept apart, and `crash()` to keep only the latter.
+//! - [`rocksdb_option`]: what RocksDB itself recorded about the options it runs with.
 
 pub mod crashfs;
+
+use std::path::Path;
+
+/// The value RocksDB recorded for option `name` in section `[section]` (`DBOptions`, or
+/// `CFOptions "log"` for a column family) of the newest options file (`OPTIONS-N`, written
+/// at every open) in `dir`. `None` when there is no such file, section or option.
+#[must_use]
+pub fn rocksdb_option(dir: &Path, section: &str, name: &str) -> Option<String> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))?;
+    let text = std::fs::read_to_string(dir.join(newest)).ok()?;
+    let header = format!("[{section}]");
+    let prefix = format!("{name}=");
+    text.lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_owned))
+}
 
 /// The payload of entry `index` of an append printed with `seed`: length and bytes follow
 /// from the two numbers alone. Nine in ten are under 512 bytes, most others 1-8 KiB, one in

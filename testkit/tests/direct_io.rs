@@ -11,10 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
 use rocklog::{ByteSize, Config, Entry, LogStore};
 use rocklog_testkit::crashfs::{TempMount, skip_if_unavailable};
+use rocklog_testkit::rocksdb_option;
 
 const GROUPS: u64 = 4;
 const ENTRIES: u64 = 400;
@@ -26,17 +25,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// The byte every payload byte of group `g`'s entry `i` is.
 fn byte(g: u64, i: u64) -> u8 {
     (g + i).to_le_bytes()[0]
-}
-
-/// The value RocksDB recorded for `name` in the newest options file of `dir`.
-fn rocksdb_option(dir: &Path, name: &str) -> Option<String> {
-    let newest = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("OPTIONS-"))
-        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))?;
-    let text = std::fs::read_to_string(dir.join(newest)).unwrap();
-    text.lines().find_map(|l| l.trim().strip_prefix(&format!("{name}=")).map(str::to_owned))
 }
 
 /// Opens `config`, appends `ENTRIES` 1 KiB entries to each of `GROUPS` groups through
@@ -72,7 +60,7 @@ fn fill_and_read_back(mut config: Config) -> String {
     }
     rt.block_on(store.shutdown()).unwrap();
     rt.block_on(running).unwrap().unwrap();
-    rocksdb_option(&config.path, "use_direct_io_for_flush_and_compaction")
+    rocksdb_option(&config.path, "DBOptions", "use_direct_io_for_flush_and_compaction")
         .expect("RocksDB recorded the option")
 }
 

@@ -7,19 +7,11 @@
 use std::path::Path;
 
 use rocklog::{ByteSize, Config, LogStore};
+use rocklog_testkit::rocksdb_option;
 
-/// The value RocksDB recorded for `name` in column family `cf` of the newest options file
-/// of `dir`.
+/// The value RocksDB recorded for `name` in column family `cf`.
 fn cf_option(dir: &Path, cf: &str, name: &str) -> Option<String> {
-    let newest = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("OPTIONS-"))
-        .max_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap_or(0))?;
-    let text = std::fs::read_to_string(dir.join(newest)).unwrap();
-    let header = format!("[CFOptions \"{cf}\"]");
-    let section = text.lines().skip_while(|l| l.trim() != header).skip(1).take_while(|l| !l.starts_with('['));
-    section.map(str::trim).find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    rocksdb_option(dir, &format!("CFOptions \"{cf}\""), name)
 }
 
 fn opened(config: Config) -> (String, String, String) {
