@@ -21,7 +21,7 @@ fn bench_json_has_every_field_for_every_backend() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows: Vec<&serde_json::Value> = json.as_array().unwrap().iter().collect();
     let backends: Vec<&str> = rows.iter().map(|r| r["backend"].as_str().unwrap()).collect();
-    let mut expected = vec!["rocklog"];
+    let mut expected = vec!["rocklog", "rocklog-threads"];
     if cfg!(feature = "raft-engine") {
         expected.extend(["raft-engine", "raft-engine-spawn-blocking"]);
     }
