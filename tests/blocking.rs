@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
 use common::{ents, ids, open};
-use rocklog::{Config, Error, HardState, LogId, LogStore};
+use rocklog::{Config, Durability, Error, HardState, LogId, LogStore};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -202,4 +202,30 @@ fn blocking_appends_racing_a_shutdown_all_come_back_and_lose_nothing_acknowledge
         let store = open(dir.path());
         assert_eq!(ids(&store, 1), (1..=acked).map(|i| (i, 1)).collect::<Vec<_>>(), "round {round}");
     }
+}
+
+/// Under `Durability::Buffered` blocking appends return before their fsync, and
+/// `flush_blocking` fsyncs them once; with nothing new written, it fsyncs nothing (the
+/// control that its count is the flush's own).
+#[test]
+fn flush_blocking_fsyncs_buffered_appends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        LogStore::start(Config { durability: Durability::Buffered, ..Config::new(dir.path()) }).unwrap();
+    let g = store.group(1).blocking();
+    let syncs = store.stats().syncs;
+    for i in 1..=20 {
+        g.append(&ents(i..i + 1, 1)).unwrap();
+    }
+    assert_eq!(store.stats().syncs, syncs, "buffered appends fsync nothing");
+    store.flush_blocking().unwrap();
+    assert_eq!(store.stats().syncs, syncs + 1);
+    store.flush_blocking().unwrap();
+    assert_eq!(store.stats().syncs, syncs + 1, "nothing new to fsync");
+    drop((g, store));
+    assert_eq!(ids(&open(dir.path()), 1).len(), 20);
+    let closed = LogStore::start(Config::new(dir.path())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(closed.shutdown()).unwrap();
+    assert!(matches!(closed.flush_blocking(), Err(Error::Closed)));
 }

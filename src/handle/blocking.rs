@@ -10,7 +10,9 @@ use crate::writer::command::{EncodedEntry, Op};
 /// One group's writes as blocking calls, for a Raft node that runs on OS threads (a
 /// raft-rs ready loop, say) rather than in an async runtime. Obtained from
 /// [`Group::blocking`]; cheap to clone. Reads need no blocking form: [`Group`]'s are
-/// synchronous already.
+/// synchronous already. [`LogStore::flush_blocking`](crate::LogStore::flush_blocking) is
+/// the store-wide barrier, and dropping the last handle stops the writer and closes the
+/// database (the drop waits for it), so a node on threads needs no runtime at all.
 ///
 /// Each call sends its command to the writer, like the async [`Group`] method of the same
 /// name, and parks the calling thread until the group commit holding it is durable. It

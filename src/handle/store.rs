@@ -217,18 +217,39 @@ impl LogStore {
         self.reply(rx).await
     }
 
+    /// The blocking form of [`LogStore::flush`], for callers on their own OS threads (see
+    /// [`BlockingGroup`](crate::BlockingGroup)): parks the thread until every write
+    /// acknowledged before this call is durable. Do not call it from an async task: it
+    /// holds the task's worker thread for an fsync.
+    ///
+    /// Fails as [`LogStore::flush`] does.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.command_blocking(|reply| Command::Flush { reply })
+    }
+
     /// Sends one write and blocks the calling thread until its durable outcome: the
-    /// blocking twin of [`LogStore::write`], for callers on their own OS threads. The reply
-    /// comes through a callback on the writer thread, so no async runtime is involved.
+    /// blocking twin of [`LogStore::write`], for callers on their own OS threads.
     pub(crate) fn write_blocking(&self, group: u64, op: Op) -> Result<()> {
         self.shared().check_poison()?;
+        self.command_blocking(|reply| Command::Write {
+            group,
+            op,
+            reply,
+            visible: None,
+            enqueued: Instant::now(),
+        })
+    }
+
+    /// Sends the command `make` builds around its reply and blocks until the reply. The
+    /// reply comes through a callback on the writer thread, so no async runtime is
+    /// involved.
+    fn command_blocking(&self, make: impl FnOnce(Reply) -> Command) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         let (done, rx) = flume::bounded(1);
         let reply = Reply::Callback(OnDurable::new(move |result| {
             let _ = done.send(result);
         }));
-        tx.send(Command::Write { group, op, reply, visible: None, enqueued: Instant::now() })
-            .map_err(|_| Error::Closed)?;
+        tx.send(make(reply)).map_err(|_| Error::Closed)?;
         // A command that reached the channel just as the writer stopped stays queued
         // (flume keeps it while handles hold senders) and its callback is never dropped:
         // look at the writer's phase while waiting, as `reply` does.
