@@ -23,9 +23,14 @@ use crate::writer::command::{EncodedEntry, Op};
 /// # Contract
 ///
 /// Call these from threads that may block. From an async task, a call holds the runtime's
-/// worker thread for a whole commit (an fsync); use [`Group`]'s async methods there. No
-/// call can deadlock against the writer: it runs on its own thread and never waits on a
-/// caller.
+/// worker thread for a whole commit (an fsync); use [`Group`]'s async methods there. The
+/// writer runs on its own thread and never waits on a caller, so a call cannot deadlock
+/// against it once it runs: with [`LogStore::start`](crate::LogStore::start) it runs at
+/// once. A writer from [`LogStore::open`](crate::LogStore::open) starts when
+/// [`Writer::run`](crate::Writer::run) is first polled or
+/// [`Writer::run_blocking`](crate::Writer::run_blocking) called, and until then a call
+/// waits, as an async one would; so never make one on a current-thread runtime's own
+/// thread before that runtime has polled `run`.
 #[derive(Clone, Debug)]
 pub struct BlockingGroup {
     group: Group,
