@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::Group;
 use crate::error::Result;
 use crate::records::{Entry, HardState, LogId};
-use crate::writer::command::{EncodedEntry, Op};
+use crate::writer::command::Op;
 
 /// One group's writes as blocking calls, for a Raft node that runs on OS threads (a
 /// raft-rs ready loop, say) rather than in an async runtime. Obtained from
@@ -58,7 +58,7 @@ impl BlockingGroup {
     /// [`Group::append`], blocking: returns once `entries` are durable. Fails as it does,
     /// writing nothing.
     pub fn append(&self, entries: &[Entry]) -> Result<()> {
-        self.write(Op::Append(entries.iter().map(EncodedEntry::new).collect()))
+        self.write(Op::append(entries))
     }
 
     /// [`Group::truncate`], blocking. Fails as it does, writing nothing.

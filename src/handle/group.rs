@@ -11,7 +11,7 @@ use crate::metrics::ReadOp;
 use crate::records::{Entry, HardState, LogId};
 use crate::state::LogState;
 use crate::storage::codec;
-use crate::writer::command::{EncodedEntry, Op};
+use crate::writer::command::Op;
 
 /// One group's log and hard state. Cheap to clone; obtained from [`LogStore::group`].
 ///
@@ -66,8 +66,7 @@ impl Group {
     /// or [`Error::EntryTooLarge`]; and with [`Error::Poisoned`], [`Error::WriteFailed`] or
     /// [`Error::Closed`] when the engine cannot write.
     pub async fn append(&self, entries: &[Entry]) -> Result<()> {
-        let encoded: Vec<EncodedEntry> = entries.iter().map(EncodedEntry::new).collect();
-        self.store.write(self.id, Op::Append(encoded)).await
+        self.store.write(self.id, Op::append(entries)).await
     }
 
     /// Appends like [`Group::append`], but returns as soon as the entries are written and
@@ -93,8 +92,7 @@ impl Group {
         entries: &[Entry],
         on_durable: impl FnOnce(Result<()>) + Send + 'static,
     ) -> Result<()> {
-        let encoded: Vec<EncodedEntry> = entries.iter().map(EncodedEntry::new).collect();
-        self.store.write_then(self.id, Op::Append(encoded), on_durable).await
+        self.store.write_then(self.id, Op::append(entries), on_durable).await
     }
 
     /// Deletes the entries at `from` and above (a no-op when `from` is past the end).

@@ -52,6 +52,11 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The append of `entries`, each encoded once here, on the caller's thread.
+    pub fn append(entries: &[Entry]) -> Op {
+        Op::Append(entries.iter().map(EncodedEntry::new).collect())
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
