@@ -8,6 +8,7 @@
 //! linger = "0s"
 //! adaptive_batching = true
 //! pipelined_sync = true
+//! inline_commits = true        # false: blocking writes always go through the writer thread
 //! channel_capacity = 1024
 //! max_entry_bytes = "16MiB"
 //! write_buffer_size = "64MiB"
@@ -102,6 +103,15 @@ pub struct Config {
     /// like any Raft leader's entries before they are durable. A batch of one write is
     /// synced inline, so a lone writer's latency is unchanged. Default: true.
     pub pipelined_sync: bool,
+    /// A blocking write ([`BlockingGroup`](crate::BlockingGroup),
+    /// [`LogStore::flush_blocking`](crate::LogStore::flush_blocking)) commits on the
+    /// caller's own thread when the writer is idle: nothing is queued and the last batch
+    /// held at most one command. A lone caller on a thread then waits for no thread
+    /// wake-up, only for its write and fsync; a busy engine still batches on the writer
+    /// thread. Off: every commit runs on the writer thread. Has no effect with a non-zero
+    /// `linger`, nor on async writes (an fsync must not hold a runtime's worker).
+    /// Default: true.
+    pub inline_commits: bool,
     /// Commands that may wait for the writer. When full, writers wait (backpressure)
     /// instead of queueing without bound. Default: 1024.
     pub channel_capacity: usize,
@@ -207,6 +217,7 @@ impl Default for Config {
             linger: Duration::ZERO,
             adaptive_batching: true,
             pipelined_sync: true,
+            inline_commits: true,
             channel_capacity: 1024,
             max_entry_bytes: ByteSize::mib(16),
             write_buffer_size: ByteSize::mib(64),

@@ -229,3 +229,81 @@ fn flush_blocking_fsyncs_buffered_appends_once() {
     runtime.block_on(closed.shutdown()).unwrap();
     assert!(matches!(closed.flush_blocking(), Err(Error::Closed)));
 }
+
+/// A lone blocking caller commits on its own thread while the writer idles
+/// (`Config::inline_commits`): each append is one commit and one fsync, with no trip
+/// through the writer. The controls: with the setting off, and for async appends, no
+/// commit runs inline.
+#[test]
+fn a_lone_blocking_caller_commits_on_its_own_thread() {
+    const APPENDS: u64 = 50;
+    let inline_commits = |config: Config, blocking: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::start(Config { path: dir.path().into(), ..config }).unwrap();
+        let g = store.group(1);
+        // The first call may come before the writer thread runs: it goes through the
+        // channel, as every call does until then.
+        g.blocking().append(&ents(1..2, 1)).unwrap();
+        let before = store.stats();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for i in 2..=APPENDS {
+            if blocking {
+                g.blocking().append(&ents(i..i + 1, 1)).unwrap();
+            } else {
+                runtime.block_on(g.append(&ents(i..i + 1, 1))).unwrap();
+            }
+        }
+        let after = store.stats();
+        assert_eq!(after.commits - before.commits, APPENDS - 1);
+        assert_eq!(after.syncs - before.syncs, APPENDS - 1, "one fsync per lone append");
+        drop((g, store));
+        assert_eq!(ids(&open(dir.path()), 1), (1..=APPENDS).map(|i| (i, 1)).collect::<Vec<_>>());
+        after.inline_commits - before.inline_commits
+    };
+    assert_eq!(inline_commits(Config::default(), true), APPENDS - 1);
+    assert_eq!(inline_commits(Config { inline_commits: false, ..Config::default() }, true), 0);
+    assert_eq!(inline_commits(Config::default(), false), 0, "async appends never commit inline");
+    assert_eq!(
+        inline_commits(Config { linger: Duration::from_micros(100), ..Config::default() }, true),
+        0,
+        "a linger asks for batches on the writer"
+    );
+}
+
+/// A blocking call never overtakes a command sent before it that the writer has drained
+/// but not committed yet: it goes through the channel, behind that command. Were it
+/// committed inline, its append (index 2) would find a gap before it and be refused.
+#[test]
+fn a_blocking_call_never_overtakes_a_drained_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let g = store.group(1);
+    store.group(2).blocking().append(&ents(1..2, 1)).unwrap();
+    store.inject_drained_hold(Duration::from_millis(300));
+    let first = std::thread::spawn({
+        let g = g.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(g.append(&ents(1..2, 1)))
+        }
+    });
+    // The writer drains the async append, then holds it uncommitted for 300 ms.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!g.exists(), "the first append is held, not committed");
+    let inline = store.stats().inline_commits;
+    let second = bounded({
+        let g = g.blocking();
+        move || g.append(&ents(2..3, 1))
+    });
+    assert!(second.is_ok(), "{second:?}");
+    first.join().unwrap().unwrap();
+    assert_eq!(store.stats().inline_commits, inline, "the second append went through the writer");
+    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1)]);
+
+    // Control: with nothing held or queued, the next lone blocking append is inline again
+    // (after one more trip through the writer, whose last batch was the second append).
+    store.inject_drained_hold(Duration::ZERO);
+    g.blocking().append(&ents(3..4, 1)).unwrap();
+    g.blocking().append(&ents(4..5, 1)).unwrap();
+    assert!(store.stats().inline_commits > inline);
+}

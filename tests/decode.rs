@@ -43,6 +43,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "linger",
         "adaptive_batching",
         "pipelined_sync",
+        "inline_commits",
         "channel_capacity",
         "max_entry_bytes",
         "write_buffer_size",

@@ -17,8 +17,11 @@ use crate::writer::command::Op;
 /// Each call sends its command to the writer, like the async [`Group`] method of the same
 /// name, and parks the calling thread until the group commit holding it is durable. It
 /// joins the same group commits as async callers, and fails in exactly the same cases,
-/// writing nothing when it refuses. It skips the async runtime's wake-up of a task, which
-/// is most of what a lone caller waits for besides the fsync itself.
+/// writing nothing when it refuses. When the writer is idle (nothing queued, and its last
+/// batch held at most one command), the call instead runs the commit itself, on the
+/// calling thread: the same validation, write and fsync, with no thread to wake on either
+/// side ([`Config::inline_commits`](crate::Config::inline_commits)). A lone caller then
+/// waits for its write and fsync alone; under load, calls batch on the writer thread.
 ///
 /// # Contract
 ///

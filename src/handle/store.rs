@@ -13,9 +13,9 @@ use crate::metrics::Metrics;
 use crate::shared::{Shared, Stats};
 use crate::state::LogState;
 use crate::storage::{StorageState, StorageStats};
-use crate::writer::Writer;
 use crate::writer::command::{Command, Op};
 use crate::writer::reply::{OnDurable, Reply};
+use crate::writer::{Committer, Writer};
 
 /// How often a blocking write waiting for its reply looks whether the writer stopped
 /// without sending one (only that race ever needs it).
@@ -40,6 +40,8 @@ struct Inner {
     /// `None` only while dropping, to disconnect the channel before waiting for the writer.
     tx: Option<Sender<Command>>,
     shared: Arc<Shared>,
+    /// The writer's state, which a blocking call may commit with while the writer idles.
+    committer: Arc<Committer>,
 }
 
 impl Drop for Inner {
@@ -79,8 +81,8 @@ impl LogStore {
         let shared = Arc::new(Shared::new(config, db, statistics, groups.clone(), Metrics::new()));
         crate::shared::Counters::add(&shared.stats.open_group_seeks, seeked);
         crate::shared::sampler::start(&shared);
-        let writer = Writer::new(rx, Arc::clone(&shared), groups);
-        Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared }) }, writer))
+        let (writer, committer) = Writer::new(rx, Arc::clone(&shared), groups);
+        Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared, committer }) }, writer))
     }
 
     /// Opens the engine and starts its writer on a dedicated thread: the one-call way in.
@@ -205,7 +207,10 @@ impl LogStore {
 
     async fn send(&self, msg: Command) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
-        tx.send_async(msg).await.map_err(|_| Error::Closed)
+        let sending = self.inner.committer.sending();
+        tx.send_async(msg).await.map_err(|_| Error::Closed)?;
+        sending.sent();
+        Ok(())
     }
 
     /// Sends one write and waits for its durable outcome.
@@ -240,16 +245,20 @@ impl LogStore {
         })
     }
 
-    /// Sends the command `make` builds around its reply and blocks until the reply. The
-    /// reply comes through a callback on the writer thread, so no async runtime is
-    /// involved.
+    /// Commits the command `make` builds around its reply on this thread if the writer
+    /// is idle (see [`Committer`]), or sends it to the writer; blocks until the reply.
+    /// The reply comes through a callback, so no async runtime is involved.
     fn command_blocking(&self, make: impl FnOnce(Reply) -> Command) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         let (done, rx) = flume::bounded(1);
         let reply = Reply::Callback(OnDurable::new(move |result| {
             let _ = done.send(result);
         }));
-        tx.send(make(reply)).map_err(|_| Error::Closed)?;
+        if let Err(command) = self.inner.committer.try_commit(make(reply)) {
+            let sending = self.inner.committer.sending();
+            tx.send(command).map_err(|_| Error::Closed)?;
+            sending.sent();
+        }
         // A command that reached the channel just as the writer stopped stays queued
         // (flume keeps it while handles hold senders) and its callback is never dropped:
         // look at the writer's phase while waiting, as `reply` does.
@@ -319,6 +328,16 @@ impl LogStore {
     #[doc(hidden)]
     pub fn inject_writer_panic(&self) {
         self.shared().faults.panic_next_batch.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the writer thread wait this long between draining each batch and committing
+    /// it (the batch's commands are then out of the channel but not committed). Only with
+    /// the hidden `__testing` feature.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn inject_drained_hold(&self, hold: std::time::Duration) {
+        let us = u64::try_from(hold.as_micros()).unwrap_or(u64::MAX);
+        self.shared().faults.hold_drained_us.store(us, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct Faults {
     pub panic_next_batch: std::sync::atomic::AtomicBool,
     /// Microseconds the writer sleeps between writing each batch and publishing it.
     pub publish_delay_us: std::sync::atomic::AtomicU64,
+    /// Microseconds the writer thread sleeps between draining a batch and committing it.
+    pub hold_drained_us: std::sync::atomic::AtomicU64,
 }
 
 /// Everything the writer and the handles share (one `Arc` per engine).

@@ -48,6 +48,10 @@ counters! {
     /// ([`Config::wal_presize`](crate::Config::wal_presize)): about one per memtable
     /// switch, none on a filesystem that reserves no space.
     wal_files_presized,
+    /// Commits a blocking caller ran on its own thread while the writer was idle
+    /// ([`Config::inline_commits`](crate::Config::inline_commits)); also counted in
+    /// `commits` when they wrote.
+    inline_commits,
 }
 
 impl Counters {

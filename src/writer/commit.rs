@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Writer;
+use super::Core;
 use super::command::{Command, Op};
 use super::reply::{Outcome, refuse};
 use super::staging::Staging;
@@ -113,14 +113,10 @@ fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Command>) -> 
     staged
 }
 
-impl Writer {
-    /// Commits one drained batch (see the module docs).
+impl Core {
+    /// Commits one batch (see the module docs), on the writer thread or, for an inline
+    /// commit, on a blocking caller's.
     pub(super) fn commit(&mut self, msgs: Vec<Command>) {
-        #[cfg(feature = "__testing")]
-        assert!(
-            !self.shared.faults.panic_next_batch.swap(false, std::sync::atomic::Ordering::SeqCst),
-            "injected writer panic"
-        );
         let shared = Arc::clone(&self.shared);
         let Ok(db) = shared.db() else {
             return reply_all(msgs, || Err(Error::Closed));

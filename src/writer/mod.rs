@@ -25,6 +25,7 @@
 pub(crate) mod command;
 mod commit;
 mod drain;
+mod inline;
 pub(crate) mod reply;
 mod staging;
 mod syncer;
@@ -43,6 +44,7 @@ use crate::storage::Groups;
 use crate::storage::wal_size::WalPresizer;
 use command::Command;
 use drain::{Limits, Refill, drain};
+pub(crate) use inline::Committer;
 use syncer::Syncer;
 use wal::Wal;
 
@@ -53,24 +55,38 @@ use wal::Wal;
 #[must_use = "the writer does nothing unless run: `tokio::spawn(writer.run())`"]
 pub struct Writer {
     rx: Receiver<Command>,
-    shared: Arc<Shared>,
-    /// The committed state of every group, owned by the writer; readers see the copy in
-    /// `Shared`, updated after each commit.
-    groups: Groups,
+    /// The write side's state, shared with blocking callers that may commit while the
+    /// writer is idle ([`Committer`]).
+    committer: Arc<Committer>,
     limits: Limits,
+}
+
+/// The write side's state: whoever holds it (the writer thread, or a blocking caller
+/// committing on its own thread) is the one committer.
+pub(crate) struct Core {
+    shared: Arc<Shared>,
+    /// The committed state of every group; readers see the copy in `Shared`, updated
+    /// after each commit.
+    groups: Groups,
     wal: Wal,
     /// The fsync thread of pipelined commits, once one was needed.
     syncer: Option<Syncer>,
+    /// The writer is running and has not stopped: only then may a caller commit inline.
+    active: bool,
+    /// Commands in the last batch committed: a caller commits inline only after a batch of
+    /// at most one, so a busy engine keeps batching on the writer thread.
+    last_batch: usize,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("path", &self.shared.config.path).finish_non_exhaustive()
+        f.debug_struct("Writer").field("path", &self.committer.shared().config.path).finish_non_exhaustive()
     }
 }
 
 impl Writer {
-    pub(crate) fn new(rx: Receiver<Command>, shared: Arc<Shared>, groups: Groups) -> Self {
+    /// The writer, and the committer its handles share with it.
+    pub(crate) fn new(rx: Receiver<Command>, shared: Arc<Shared>, groups: Groups) -> (Self, Arc<Committer>) {
         let config = &shared.config;
         let limits = Limits {
             max_entries: u64::try_from(config.max_batch_entries).unwrap_or(u64::MAX),
@@ -79,7 +95,10 @@ impl Writer {
         };
         let presizer = config.wal_presize.then(|| WalPresizer::new(&config.path));
         let wal = Wal::new(config.durability, presizer);
-        Writer { rx, shared, groups, limits, wal, syncer: None }
+        let inline = config.inline_commits && config.linger.is_zero();
+        let core = Core { shared, groups, wal, syncer: None, active: false, last_batch: 0 };
+        let committer = Arc::new(Committer::new(core, inline));
+        (Writer { rx, committer: Arc::clone(&committer), limits }, committer)
     }
 
     /// Runs the writer on a dedicated OS thread named `rocklog-writer`. The future
@@ -93,7 +112,7 @@ impl Writer {
         let (done_tx, done_rx) = oneshot::channel();
         // Running before the thread is scheduled (see `LogStore::start`). If the spawn
         // fails, dropping the closure drops the writer, which marks it stopped.
-        self.shared.lifecycle.set_running();
+        self.committer.shared().lifecycle.set_running();
         std::thread::Builder::new()
             .name("rocklog-writer".into())
             .spawn(move || {
@@ -114,36 +133,56 @@ impl Writer {
     /// # Errors
     ///
     /// None today: the `Result` leaves room for reporting a failed final sync.
-    pub fn run_blocking(mut self) -> Result<()> {
-        self.shared.lifecycle.set_running();
-        tracing::info!(path = %self.shared.config.path.display(), "rocklog writer started");
+    pub fn run_blocking(self) -> Result<()> {
+        let shared = Arc::clone(self.committer.shared());
+        shared.lifecycle.set_running();
+        if let Some(mut core) = self.committer.lock() {
+            core.active = true;
+        }
+        tracing::info!(path = %shared.config.path.display(), "rocklog writer started");
         let mut refill = Refill::default();
         while let Some(batch) = drain(&self.rx, &self.limits, &refill) {
+            #[cfg(feature = "__testing")]
+            suffer_faults(&shared);
             let shutdown = batch.shutdown;
-            self.shared.metrics.queue_depth.set(f64_from(batch.queued));
+            shared.metrics.queue_depth.set(f64_from(batch.queued));
             let waiters = batch.msgs.len();
             let started = Instant::now();
-            self.commit(batch.msgs);
-            if self.shared.config.adaptive_batching {
+            // A caller that panicked while committing inline left the state unknown:
+            // stop, failing what is queued (`Drop`).
+            let Some(mut core) = self.committer.lock() else { break };
+            core.commit(batch.msgs);
+            core.last_batch = waiters;
+            if shutdown {
+                core.active = false;
+            }
+            self.committer.committed(waiters);
+            drop(core);
+            if shared.config.adaptive_batching {
                 refill = Refill::after(waiters, started.elapsed());
             }
             if shutdown {
                 break;
             }
         }
-        if let Some(mut syncer) = self.syncer.take() {
-            syncer.stop();
-        }
-        // Buffered writes become durable before the writer stops (unless poisoned: then
-        // nothing more is written, and the failure was already reported).
-        if self.shared.check_poison().is_ok() {
-            let _ = self.wal.flush_buffered(&self.shared);
+        if let Some(mut core) = self.committer.lock() {
+            core.active = false;
+            if let Some(mut syncer) = core.syncer.take() {
+                syncer.stop();
+            }
+            // Buffered writes become durable before the writer stops (unless poisoned:
+            // then nothing more is written, and the failure was already reported).
+            if shared.check_poison().is_ok() {
+                let _ = core.wal.flush_buffered(&shared);
+            }
         }
         Ok(())
     }
+}
 
-    /// Applies a committed batch's group changes to the writer's view and publishes them
-    /// to readers.
+impl Core {
+    /// Applies a committed batch's group changes to the committer's view and publishes
+    /// them to readers.
     fn publish(&mut self, changes: &[(u64, Option<GroupState>)]) {
         #[cfg(feature = "__testing")]
         {
@@ -166,16 +205,28 @@ impl Drop for Writer {
     /// Whether the writer stopped cleanly, panicked, or never ran: fail whatever is still
     /// queued, close the database (releasing its lock) and wake every waiter.
     fn drop(&mut self) {
-        // The syncer answers what it holds before the database closes under it.
-        if let Some(mut syncer) = self.syncer.take() {
-            syncer.stop();
-        }
+        // No caller commits inline from now on, and the syncer answers what it holds
+        // before the database closes under it.
+        self.committer.deactivate();
         while let Ok(msg) = self.rx.try_recv() {
             drop(msg);
         }
-        self.shared.close_db();
-        self.shared.lifecycle.set_stopped();
-        tracing::info!(path = %self.shared.config.path.display(), "rocklog writer stopped");
+        let shared = self.committer.shared();
+        shared.close_db();
+        shared.lifecycle.set_stopped();
+        tracing::info!(path = %shared.config.path.display(), "rocklog writer stopped");
+    }
+}
+
+/// The failures a test asked the writer thread to suffer before committing a batch: a
+/// panic, or a hold with the batch drained but not committed.
+#[cfg(feature = "__testing")]
+fn suffer_faults(shared: &Shared) {
+    use std::sync::atomic::Ordering;
+    assert!(!shared.faults.panic_next_batch.swap(false, Ordering::SeqCst), "injected writer panic");
+    let us = shared.faults.hold_drained_us.load(Ordering::SeqCst);
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
     }
 }
 

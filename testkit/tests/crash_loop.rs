@@ -228,6 +228,9 @@ struct Stats {
     /// reopen then read a WAL with zeros past its last record, unless a clean shutdown
     /// had closed (and trimmed) it.
     presized_losses: u64,
+    /// Runs whose child had committed on a blocking caller's thread
+    /// (`Config::inline_commits`) by its flusher's last report.
+    inline_runs: u64,
 }
 
 /// Kills the child if the test ends early, so no workload outlives it.
@@ -417,6 +420,7 @@ impl Run {
         let mut last_ack: BTreeMap<u64, usize> = BTreeMap::new();
         let (mut recovered, mut flush_sent, mut covered, mut exited) =
             (Vec::new(), BTreeMap::new(), None, false);
+        let mut inline: u64 = 0;
         for (n, line) in lines.iter().enumerate() {
             let at = |e: String| format!("line {}: `{line}`: {e}", n + 1);
             if line == "R" {
@@ -460,6 +464,9 @@ impl Run {
                 stats.acked += 1;
             } else if line.starts_with("E ") {
                 return Err(at("the workload failed".into()));
+            } else if let Some(c) = line.strip_prefix("C ") {
+                // The child's count of inline commits so far.
+                inline = inline.max(c.parse().map_err(|_| at("unreadable count".into()))?);
             } else if line == "S" {
                 // Shutting down: nothing to replay.
             } else if line == "X" {
@@ -472,6 +479,9 @@ impl Run {
             return Err(format!(
                 "a clean run must end with X and nothing in flight (in flight: {pending:?})"
             ));
+        }
+        if inline > 0 {
+            stats.inline_runs += 1;
         }
         Ok(Replay { pending, last_ack, covered, history })
     }
@@ -699,7 +709,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
     }
     let entries: usize = runs.iter().flat_map(|r| r.models.values()).map(|m| m.entries.len()).sum();
     println!(
-        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize), {} acknowledged ops verified, \
+        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize), {} runs with inline commits, {} acknowledged ops verified, \
          {} in-flight ops landed / {} not, {} entries checked, {} flushes, {entries} entries live at the end, \
          {:.1} s (seed {seed})",
         stats.kills,
@@ -708,6 +718,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
         stats.kills_in_shutdown,
         stats.power_losses,
         stats.presized_losses,
+        stats.inline_runs,
         stats.acked,
         stats.in_flight_landed,
         stats.in_flight_absent,
@@ -767,6 +778,10 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
     assert!(
         stats.presized_losses * 2 > stats.power_losses,
         "WAL presizing (on by default) happened before too few power losses to be tested: {stats:?}"
+    );
+    assert!(
+        stats.inline_runs * 4 > stats.power_losses,
+        "blocking appends committed inline (on by default) in too few runs to be tested: {stats:?}"
     );
 }
 

@@ -225,6 +225,12 @@ impl Op {
             Op::Append { first, n, term, seed, .. } => {
                 let entries: Vec<Entry> =
                     (first..first + n).map(|i| Entry::new(i, term, payload(seed, i))).collect();
+                if seed % 4 == 1 {
+                    // A blocking append, as a Raft node on threads makes: committed on
+                    // this thread when the writer is idle (`Config::inline_commits`).
+                    let group = group.blocking();
+                    return tokio::task::block_in_place(move || group.append(&entries));
+                }
                 if seed % 2 == 0 {
                     return group.append(&entries).await;
                 }
@@ -388,6 +394,7 @@ async fn flusher(store: LogStore, out: Arc<Out>) -> Result<(), BoxError> {
         out.line(&format!("> F {n}"))?;
         store.flush().await?;
         out.line(&format!("F {n}"))?;
+        out.line(&format!("C {}", store.stats().inline_commits))?;
     }
     Ok(())
 }
