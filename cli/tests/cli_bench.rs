@@ -173,13 +173,25 @@ fn the_default_run_is_labelled_w2() {
 #[test]
 fn bench_prints_a_table_with_ratios() {
     let out = rocklog()
-        .args(["bench", "--backends", "rocklog,rocksdb-sync", "--appends", "20", "--proposers", "2"])
+        .args([
+            "bench",
+            "--backends",
+            "rocklog,rocklog-threads,rocksdb-sync",
+            "--appends",
+            "20",
+            "--proposers",
+            "2",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("entries/s"), "{text}");
+    // rocklog from tasks against every other row, from threads against the baselines.
     assert!(text.contains("rocklog vs rocksdb-sync"), "{text}");
+    assert!(text.contains("rocklog vs rocklog-threads"), "{text}");
+    assert!(text.contains("rocklog-threads vs rocksdb-sync"), "{text}");
+    assert!(!text.contains("rocklog-threads vs rocklog "), "{text}");
     // Without --dir nothing is kept, so nothing is listed.
     assert!(!String::from_utf8_lossy(&out.stderr).contains("kept:"));
 }

@@ -266,11 +266,17 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
                 );
             }
         }
-        if let Some(r) = rows.iter().find(|s| s.backend == "rocklog") {
-            for b in rows.iter().filter(|s| s.backend != "rocklog") {
+        // rocklog from tasks against every other row; rocklog from threads against the
+        // baselines, which run from threads too.
+        for (name, against_rocklog) in [("rocklog", true), ("rocklog-threads", false)] {
+            let Some(r) = rows.iter().find(|s| s.backend == name) else { continue };
+            for b in rows
+                .iter()
+                .filter(|s| s.backend != name && (against_rocklog || !s.backend.starts_with("rocklog")))
+            {
                 println!(
-                    "  rocklog vs {:<27} throughput ×{:.2}   p50 ×{:.2}   p99 ×{:.2}   CPU/entry ×{:.2}",
-                    b.backend,
+                    "  {:<45} throughput ×{:.2}   p50 ×{:.2}   p99 ×{:.2}   CPU/entry ×{:.2}",
+                    format!("{name} vs {}", b.backend),
                     r.entries_per_sec / b.entries_per_sec.max(1e-9),
                     r.p50_us / b.p50_us.max(1e-9),
                     r.p99_us / b.p99_us.max(1e-9),
