@@ -4,8 +4,9 @@
 //! every step every read is compared: log state, entries with and without a byte limit,
 //! entry and term at every index near the log, hard state, metadata, the list of groups.
 //! A refused command must get the model's error and change nothing. Some steps send
-//! several writes at once (they share group commits), and some close and reopen the
-//! engine; every case ends with a reopen, so recovery must find what the model holds.
+//! several writes at once (they share group commits), every other lone write goes
+//! through the blocking API (committed on the test's thread while the writer is idle),
+//! and some close and reopen the engine; every case ends with a reopen, so recovery must find what the model holds.
 //!
 //! Operations point at indexes relative to the log when they run ("the next index", "two
 //! back", "index 1"), so most of them land somewhere meaningful; the failure message lists
@@ -568,6 +569,22 @@ fn send<'a>(store: &'a LogStore, cmd: &'a Cmd) -> Pin<Box<dyn Future<Output = ro
     }
 }
 
+/// The same command through the blocking API, which commits on this thread when the
+/// writer is idle (`Config::inline_commits`).
+fn send_blocking(store: &LogStore, cmd: &Cmd) -> rocklog::Result<()> {
+    match cmd {
+        Cmd::Append(g, es) => store.group(*g).blocking().append(es),
+        Cmd::Truncate(g, from) => store.group(*g).blocking().truncate(*from),
+        Cmd::Purge(g, upto) => store.group(*g).blocking().purge(*upto),
+        Cmd::SaveHardState(g, hs) => store.group(*g).blocking().save_hard_state(*hs),
+        Cmd::SaveMetadata(g, m) => store.group(*g).blocking().save_metadata(m.clone()),
+        Cmd::Reset(g) => store.group(*g).blocking().reset(),
+        Cmd::Remove(g) => store.group(*g).blocking().remove(),
+        Cmd::Create(g) => store.group(*g).blocking().create(),
+        Cmd::Flush => store.flush_blocking(),
+    }
+}
+
 impl Harness {
     fn store(&self) -> &LogStore {
         self.store.as_ref().expect("engine open")
@@ -605,9 +622,21 @@ impl Harness {
             cmds.push(cmd);
         }
         let store = self.store.take().expect("engine open");
-        let results = join_in_order(cmds.iter().map(|c| send(&store, c)).collect()).await;
+        // Every other lone write goes through the blocking API (mostly committed inline).
+        let blocking = cmds.len() == 1 && self.serial.is_multiple_of(2);
+        let results = if blocking {
+            cmds.iter().map(|c| send_blocking(&store, c)).collect()
+        } else {
+            join_in_order(cmds.iter().map(|c| send(&store, c)).collect()).await
+        };
         self.store = Some(store);
-        let joined = if cmds.len() > 1 { "  (together)" } else { "" };
+        let joined = if cmds.len() > 1 {
+            "  (together)"
+        } else if blocking {
+            "  (blocking)"
+        } else {
+            ""
+        };
         for ((cmd, want), got) in cmds.iter().zip(&expected).zip(results) {
             let outcome = match want {
                 Ok(()) => String::new(),
