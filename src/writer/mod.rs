@@ -19,6 +19,12 @@
 //!
 //! While a batch is being written and synced, new commands queue in the bounded channel:
 //! they form the next batch. That is the whole of group commit — no timer is involved.
+//!
+//! The write side's state ([`Core`]) sits behind one lock, which the writer thread takes
+//! for each batch. A blocking caller that finds the writer idle takes it instead and runs
+//! step 2 for its own command on its own thread ([`inline`]); whoever holds the lock is
+//! the one committer, so everything above holds either way.
+//!
 //! Arrows point down: handles send [`command::Command`]s here, and the writer calls into
 //! `shared` and `storage`, never back into a handle.
 
