@@ -27,11 +27,10 @@
 //! writer's next batch.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::Core;
 use super::command::Command;
-use crate::shared::Shared;
 
 /// The write side's state and the count of commands on their way to the writer. See the
 /// module docs.
@@ -41,17 +40,11 @@ pub(crate) struct Committer {
     pending: AtomicUsize,
     /// `Config::inline_commits` with a zero linger.
     enabled: bool,
-    shared: Arc<Shared>,
 }
 
 impl Committer {
     pub(super) fn new(core: Core, enabled: bool) -> Self {
-        let shared = Arc::clone(&core.shared);
-        Committer { core: Mutex::new(core), pending: AtomicUsize::new(0), enabled, shared }
-    }
-
-    pub(super) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        Committer { core: Mutex::new(core), pending: AtomicUsize::new(0), enabled }
     }
 
     /// The state, for the writer thread; `None` if a thread panicked while committing
@@ -97,7 +90,7 @@ impl Committer {
         }
         core.commit(vec![command]);
         core.last_batch = 1;
-        crate::shared::Counters::add(&self.shared.stats.inline_commits, 1);
+        crate::shared::Counters::add(&core.shared.stats.inline_commits, 1);
         Ok(())
     }
 }

@@ -61,6 +61,7 @@ use wal::Wal;
 #[must_use = "the writer does nothing unless run: `tokio::spawn(writer.run())`"]
 pub struct Writer {
     rx: Receiver<Command>,
+    shared: Arc<Shared>,
     /// The write side's state, shared with blocking callers that may commit while the
     /// writer is idle ([`Committer`]).
     committer: Arc<Committer>,
@@ -86,7 +87,7 @@ pub(crate) struct Core {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("path", &self.committer.shared().config.path).finish_non_exhaustive()
+        f.debug_struct("Writer").field("path", &self.shared.config.path).finish_non_exhaustive()
     }
 }
 
@@ -102,9 +103,10 @@ impl Writer {
         let presizer = config.wal_presize.then(|| WalPresizer::new(&config.path));
         let wal = Wal::new(config.durability, presizer);
         let inline = config.inline_commits && config.linger.is_zero();
-        let core = Core { shared, groups, wal, syncer: None, active: false, last_batch: 0 };
+        let core =
+            Core { shared: Arc::clone(&shared), groups, wal, syncer: None, active: false, last_batch: 0 };
         let committer = Arc::new(Committer::new(core, inline));
-        (Writer { rx, committer: Arc::clone(&committer), limits }, committer)
+        (Writer { rx, shared, committer: Arc::clone(&committer), limits }, committer)
     }
 
     /// Runs the writer on a dedicated OS thread named `rocklog-writer`. The future
@@ -118,7 +120,7 @@ impl Writer {
         let (done_tx, done_rx) = oneshot::channel();
         // Running before the thread is scheduled (see `LogStore::start`). If the spawn
         // fails, dropping the closure drops the writer, which marks it stopped.
-        self.committer.shared().lifecycle.set_running();
+        self.shared.lifecycle.set_running();
         std::thread::Builder::new()
             .name("rocklog-writer".into())
             .spawn(move || {
@@ -140,7 +142,7 @@ impl Writer {
     ///
     /// None today: the `Result` leaves room for reporting a failed final sync.
     pub fn run_blocking(self) -> Result<()> {
-        let shared = Arc::clone(self.committer.shared());
+        let shared = Arc::clone(&self.shared);
         shared.lifecycle.set_running();
         if let Some(mut core) = self.committer.lock() {
             core.active = true;
@@ -217,7 +219,7 @@ impl Drop for Writer {
         while let Ok(msg) = self.rx.try_recv() {
             drop(msg);
         }
-        let shared = self.committer.shared();
+        let shared = &self.shared;
         shared.close_db();
         shared.lifecycle.set_stopped();
         tracing::info!(path = %shared.config.path.display(), "rocklog writer stopped");
