@@ -27,11 +27,13 @@ fn newest_wal(dir: &Path) -> (PathBuf, u64, u64) {
     (newest, meta.len(), meta.blocks() * 512)
 }
 
-/// A 1 MiB memtable, so that a few MiB of appends switch WAL files several times.
+/// A 1 MiB memtable, so that a few MiB of appends switch WAL files several times; every
+/// WAL file new (a reused one is full-sized already: `tests/wal_recycle.rs`).
 fn config(dir: &Path, presize: bool) -> Config {
     let mut config = Config::new(dir);
     config.write_buffer_size = ByteSize::mib(1);
     config.wal_presize = presize;
+    config.wal_recycle_files = 0;
     config
 }
 

@@ -228,9 +228,18 @@ struct Stats {
     /// reopen then read a WAL with zeros past its last record, unless a clean shutdown
     /// had closed (and trimmed) it.
     presized_losses: u64,
+    /// Power losses of a child whose live WAL had been a reused file at some point of
+    /// its run (`Config::wal_recycle_files`), as RocksDB's info log tells.
+    recycled_losses: u64,
     /// Runs whose child had committed on a blocking caller's thread
     /// (`Config::inline_commits`) by its flusher's last report.
     inline_runs: u64,
+}
+
+/// Whether RocksDB reused an obsolete WAL file in the open that wrote `dir`'s current
+/// info log (read before the power loss, which may take the log's unsynced tail).
+fn reused_a_wal(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("LOG")).is_ok_and(|log| log.contains(" from recycle list"))
 }
 
 /// Kills the child if the test ends early, so no workload outlives it.
@@ -388,6 +397,9 @@ impl Run {
         let out = Output { lines, stderr: stderr.join().unwrap() };
         if extends(&self.fs) > extends_before {
             stats.presized_losses += 1;
+        }
+        if self.fs.is_some() && reused_a_wal(&self.dir()) {
+            stats.recycled_losses += 1;
         }
         if let Some(fs) = &mut self.fs {
             // Power off: everything not fsynced is gone.
@@ -709,7 +721,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
     }
     let entries: usize = runs.iter().flat_map(|r| r.models.values()).map(|m| m.entries.len()).sum();
     println!(
-        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize), {} runs with inline commits, {} acknowledged ops verified, \
+        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse), {} runs with inline commits, {} acknowledged ops verified, \
          {} in-flight ops landed / {} not, {} entries checked, {} flushes, {entries} entries live at the end, \
          {:.1} s (seed {seed})",
         stats.kills,
@@ -718,6 +730,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
         stats.kills_in_shutdown,
         stats.power_losses,
         stats.presized_losses,
+        stats.recycled_losses,
         stats.inline_runs,
         stats.acked,
         stats.in_flight_landed,
@@ -780,14 +793,18 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
         "WAL presizing (on by default) happened before too few power losses to be tested: {stats:?}"
     );
     assert!(
+        stats.recycled_losses * 4 > stats.power_losses,
+        "WAL recycling (on by default) happened before too few power losses to be tested: {stats:?}"
+    );
+    assert!(
         stats.inline_runs * 4 > stats.power_losses,
         "blocking appends committed inline (on by default) in too few runs to be tested: {stats:?}"
     );
 }
 
 /// The settings the tuning guide offers beyond the defaults, all at once and with a
-/// 256 KiB memtable so that they take effect within a run: WAL files recycled after every
-/// flush, four memtables, every entry of 1 KiB or more in a blob file (a tenth of the
+/// 256 KiB memtable so that they take effect within a run: four spare WAL files to reuse
+/// (the default keeps two, which the main loop reuses), four memtables, every entry of 1 KiB or more in a blob file (a tenth of the
 /// child's entries), compactions after every second flush, and flushes and compactions
 /// through the page cache (the main loop
 /// runs with the default, direct I/O, which the crash filesystem takes:
@@ -817,6 +834,7 @@ fn acknowledged_writes_survive_power_loss_with_the_tuning_options() {
     }
     let stats = crash_loop("power-loss loop, tuned", &mut runs, crashes);
     assert_eq!(stats.power_losses, stats.kills + stats.clean_exits);
+    assert!(stats.recycled_losses * 4 > stats.power_losses, "WAL files were reused too rarely: {stats:?}");
     assert!(stats.entries_checked > 0, "{stats:?}");
 }
 
