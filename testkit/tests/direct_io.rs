@@ -100,3 +100,21 @@ fn the_crash_filesystem_takes_direct_io() {
     let config = Config { sst_direct_io: true, ..Config::new(mount.fs.root().join("store")) };
     assert_eq!(fill_and_read_back(config), "true");
 }
+
+/// `sst_write_size` reaches RocksDB (its `writable_file_max_buffer_size`, 256 KiB by
+/// default against RocksDB's 1 MiB), and flushes and compactions through direct I/O in the
+/// smallest writes allowed keep every entry.
+#[test]
+fn sst_write_size_reaches_rocksdb_and_small_writes_keep_every_entry() {
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let option = |dir: &std::path::Path| rocksdb_option(dir, "DBOptions", "writable_file_max_buffer_size");
+    let small = base.path().join("small");
+    assert_eq!(
+        fill_and_read_back(Config { sst_write_size: ByteSize::kib(64), ..Config::new(&small) }),
+        "true"
+    );
+    assert_eq!(option(&small).as_deref(), Some("65536"));
+    let default = base.path().join("default");
+    drop(LogStore::start(Config::new(&default)).unwrap());
+    assert_eq!(option(&default).as_deref(), Some("262144"));
+}
