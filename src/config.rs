@@ -19,7 +19,7 @@
 //! blob_min_size = "0B"         # "0B": entries stay in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
 //! sst_direct_io = true         # false: flushes and compactions go through the page cache
-//! sst_write_size = "256KiB"    # the largest single write of a flush or compaction
+//! sst_io_size = "256KiB"       # the largest single read or write of a flush or compaction
 //! wal_presize = true           # false: the WAL's size grows with every write
 //! l0_compaction_trigger = 8
 //! level_base_size = "4GiB"
@@ -182,19 +182,22 @@ pub struct Config {
     /// directory's filesystem refuses direct I/O (tmpfs before Linux 6.6, for one; probed
     /// at open), the engine uses buffered I/O and logs a warning. Default: true.
     pub sst_direct_io: bool,
-    /// The largest single write a flush or compaction issues (RocksDB's
-    /// `writable_file_max_buffer_size`: each SST writer buffers up to this much). With
-    /// direct I/O (`sst_direct_io`) each such write is one request to the disk, and a WAL
-    /// fsync issued meanwhile waits behind it: on this project's VM a 1 MiB write took
-    /// milliseconds, which showed in the commits' p99. Measured in alternating pairs
-    /// (`docs/benchmarks.md`, tuning guide), 256KiB against RocksDB's 1MiB: 64 KiB
-    /// entries (W4) 13 % more entries/s and p99 from 6.7 to 4.7 ms; 1000 groups (W3) p99
-    /// down by 15-30 % with throughput unchanged, p50 up by 10-20 %. Smaller writes cost
-    /// compactions more requests (64KiB made W3's p99.9 three times worse as they fell
-    /// behind). The WAL's own writes are not split: a record larger than this is written
-    /// in one piece. Range 64KiB..=16MiB, a multiple of 4KiB (direct I/O's alignment).
-    /// Default: `256KiB`.
-    pub sst_write_size: ByteSize,
+    /// The largest single request a flush or compaction sends to the disk: each SST
+    /// writer buffers up to this much before it writes (RocksDB's
+    /// `writable_file_max_buffer_size`, default 1 MiB), and a compaction reads its input
+    /// files this much at a time (`compaction_readahead_size`, default 2 MiB). With direct
+    /// I/O (`sst_direct_io`) each is one request, and a WAL fsync issued meanwhile waits
+    /// behind it: on this project's VM a request of a few MiB took milliseconds, which
+    /// showed in the commits' p99. Measured in alternating pairs (`docs/benchmarks.md`,
+    /// tuning guide), 256KiB writes against 1MiB: 64 KiB entries (W4) 13 % more entries/s
+    /// and p99 from 6.7 to 4.7 ms; 1000 groups (W3) p99 down by 25-30 %, p50 up by 10-20 %.
+    /// Then 256KiB compaction reads against 2MiB: W3 10 % more entries/s and p99 from 3.9
+    /// to 2.5 ms, p99.9 from 10.5 to 6.6 ms; W7 p99 down by a quarter. Smaller requests
+    /// slow compactions down (64KiB writes made W3's p99.9 three times worse as they fell
+    /// behind; 128KiB reads compacted less and lost the p99.9 gain). The WAL's writes are
+    /// not split: a record larger than this is written in one piece. Range 64KiB..=16MiB,
+    /// a multiple of 4KiB (direct I/O's alignment). Default: `256KiB`.
+    pub sst_io_size: ByteSize,
     /// The writer sets each new WAL file's size to cover the space RocksDB reserved for
     /// it, so that the WAL's fsyncs write data only. RocksDB reserves WAL space with
     /// `fallocate(FALLOC_FL_KEEP_SIZE)`, which leaves the size growing with every write:
@@ -250,7 +253,7 @@ impl Default for Config {
             blob_min_size: ByteSize(0),
             sst_bytes_per_sync: ByteSize::mib(1),
             sst_direct_io: true,
-            sst_write_size: ByteSize::kib(256),
+            sst_io_size: ByteSize::kib(256),
             wal_presize: true,
             l0_compaction_trigger: 8,
             level_base_size: ByteSize::gib(4),
@@ -345,14 +348,9 @@ impl Config {
             },
         )?;
         check(
-            (ByteSize::kib(64)..=ByteSize::mib(16)).contains(&self.sst_write_size)
-                && self.sst_write_size.bytes().is_multiple_of(4096),
-            || {
-                format!(
-                    "sst_write_size = {} is not a multiple of 4KiB within 64KiB..=16MiB",
-                    self.sst_write_size
-                )
-            },
+            (ByteSize::kib(64)..=ByteSize::mib(16)).contains(&self.sst_io_size)
+                && self.sst_io_size.bytes().is_multiple_of(4096),
+            || format!("sst_io_size = {} is not a multiple of 4KiB within 64KiB..=16MiB", self.sst_io_size),
         )?;
         check((1..=16).contains(&self.l0_compaction_trigger), || {
             format!("l0_compaction_trigger = {} is outside 1..=16", self.l0_compaction_trigger)
@@ -396,7 +394,7 @@ mod tests {
         c.blob_min_size = ByteSize::kib(4);
         c.sst_bytes_per_sync = ByteSize(0);
         c.sst_direct_io = false;
-        c.sst_write_size = ByteSize::kib(512);
+        c.sst_io_size = ByteSize::kib(512);
         c.wal_presize = false;
         c.l0_compaction_trigger = 2;
         c.level_base_size = ByteSize::mib(256);
@@ -431,9 +429,9 @@ mod tests {
             ("blob_min_size = \"512B\"", "blob_min_size"),
             ("sst_bytes_per_sync = \"4KiB\"", "sst_bytes_per_sync"),
             ("sst_bytes_per_sync = \"1GiB\"", "sst_bytes_per_sync"),
-            ("sst_write_size = \"32KiB\"", "sst_write_size"),
-            ("sst_write_size = \"32MiB\"", "sst_write_size"),
-            ("sst_write_size = \"100KB\"", "sst_write_size"),
+            ("sst_io_size = \"32KiB\"", "sst_io_size"),
+            ("sst_io_size = \"32MiB\"", "sst_io_size"),
+            ("sst_io_size = \"100KB\"", "sst_io_size"),
             ("l0_compaction_trigger = 0", "l0_compaction_trigger"),
             ("l0_compaction_trigger = 17", "l0_compaction_trigger"),
             ("level_base_size = \"512KiB\"", "level_base_size"),

@@ -54,7 +54,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "blob_min_size",
         "sst_bytes_per_sync",
         "sst_direct_io",
-        "sst_write_size",
+        "sst_io_size",
         "l0_compaction_trigger",
         "level_base_size",
         "nonsense",

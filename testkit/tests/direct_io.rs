@@ -101,20 +101,21 @@ fn the_crash_filesystem_takes_direct_io() {
     assert_eq!(fill_and_read_back(config), "true");
 }
 
-/// `sst_write_size` reaches RocksDB (its `writable_file_max_buffer_size`, 256 KiB by
-/// default against RocksDB's 1 MiB), and flushes and compactions through direct I/O in the
-/// smallest writes allowed keep every entry.
+/// `sst_io_size` reaches RocksDB (its `writable_file_max_buffer_size` and
+/// `compaction_readahead_size`, 256 KiB by default against RocksDB's 1 MiB and 2 MiB), and
+/// flushes and compactions through direct I/O in the smallest requests allowed keep every
+/// entry.
 #[test]
-fn sst_write_size_reaches_rocksdb_and_small_writes_keep_every_entry() {
+fn sst_io_size_reaches_rocksdb_and_small_requests_keep_every_entry() {
     let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let option = |dir: &std::path::Path| rocksdb_option(dir, "DBOptions", "writable_file_max_buffer_size");
+    let options = |dir: &std::path::Path| {
+        ["writable_file_max_buffer_size", "compaction_readahead_size"]
+            .map(|name| rocksdb_option(dir, "DBOptions", name).unwrap_or_default())
+    };
     let small = base.path().join("small");
-    assert_eq!(
-        fill_and_read_back(Config { sst_write_size: ByteSize::kib(64), ..Config::new(&small) }),
-        "true"
-    );
-    assert_eq!(option(&small).as_deref(), Some("65536"));
+    assert_eq!(fill_and_read_back(Config { sst_io_size: ByteSize::kib(64), ..Config::new(&small) }), "true");
+    assert_eq!(options(&small), ["65536", "65536"]);
     let default = base.path().join("default");
     drop(LogStore::start(Config::new(&default)).unwrap());
-    assert_eq!(option(&default).as_deref(), Some("262144"));
+    assert_eq!(options(&default), ["262144", "262144"]);
 }
