@@ -14,9 +14,9 @@
 //! write_buffer_size = "64MiB"
 //! block_cache_size = "64MiB"
 //! compression = "lz4"          # "none", "lz4" or "zstd"
-//! wal_recycle_files = 2       # 0: every WAL file is new, its blocks allocated as it fills
+//! wal_recycle_files = 0        # not after a power loss: see the field's docs
 //! max_write_buffers = 2
-//! blob_min_size = "0B"         # "0B": entries stay in SST files
+//! blob_min_size = "8KiB"       # "0B": every entry stays in SST files
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
 //! sst_direct_io = true         # false: flushes and compactions go through the page cache
 //! sst_io_size = "256KiB"       # the largest single read or write of a flush or compaction
@@ -128,19 +128,21 @@ pub struct Config {
     /// Compression of the log's SST files. Default: [`Compression::Lz4`].
     pub compression: Compression,
     /// WAL files RocksDB keeps for reuse (`recycle_log_file_num`) instead of deleting
-    /// them once their memtables are flushed. A recycled WAL is overwritten in place:
-    /// its blocks are already written, so an fsync of it writes data only. A new WAL's
-    /// blocks are reserved but unwritten, and each fsync that writes into them also
-    /// commits their conversion to the filesystem's journal, where it queues behind the
-    /// allocations of the SST files that flushes and compactions are writing: on ext4,
-    /// with memtables flushing, the WAL's `fdatasync` reached 14-17 ms at p99.9 on new
-    /// files and 2-4 ms on recycled ones, and 1000 groups (W3) did 16 % more entries/s
-    /// (`docs/benchmarks.md`, tuning guide). Takes effect once the first WAL files are
-    /// obsolete (after the first flushes of a process), and keeps up to this many WAL
-    /// files' worth of disk (each about `write_buffer_size`). Safe with rocklog's
-    /// point-in-time WAL recovery: RocksDB writes recyclable record headers that tell old
-    /// bytes from new (the power-loss loop runs with it). Range 0..=64; 0 turns it off.
-    /// Default: 2.
+    /// them once their memtables are flushed. **Off by default, and not recommended where
+    /// power can be lost:** RocksDB trims a reused WAL to its new records when it closes
+    /// it, without syncing the trim; after a power loss the file's stale tail from its
+    /// earlier life comes back, point-in-time recovery reads it as a corrupt tail, and if
+    /// another column family's flush has already moved past that file RocksDB refuses to
+    /// open ("Column family inconsistency: SST file contains data beyond the point of
+    /// corruption"). No acknowledged write is lost, but the node does not restart without
+    /// an operator. The power-loss loop hit it once in about 1,100 power losses
+    /// (`docs/reliability.md`). What it buys: a reused WAL's blocks are already written,
+    /// so an fsync of it commits nothing to the filesystem's journal, where a new WAL's
+    /// fsyncs queue behind the block allocations of running flushes and compactions (on
+    /// ext4, W3's WAL `fdatasync` at p99.9 went from 14-17 ms to 2-4 ms, and W3 did 16 %
+    /// more entries/s; `docs/benchmarks.md`, tuning guide). Takes effect once the first
+    /// WAL files are obsolete, and keeps up to this many WAL files' worth of disk. Range
+    /// 0..=64. Default: 0.
     pub wal_recycle_files: usize,
     /// Memtables per column family, the one being written included
     /// (`max_write_buffer_number`). With 2, a write that fills the active memtable while
@@ -151,9 +153,15 @@ pub struct Config {
     /// Entries whose stored record is at least this large go to RocksDB blob files at
     /// flush, leaving only a small index in the SST files: compaction then moves the
     /// index, not the payload, so large entries are written about twice (WAL, blob file)
-    /// instead of once per compaction level. Blob files whose entries were mostly purged
-    /// are rewritten by blob garbage collection during compaction. `0B` keeps every entry
-    /// in SST files. Range 0B or 1KiB..=1GiB. Default: `0B`.
+    /// instead of once more per compaction. Blob files are compressed as `compression`
+    /// says, like SST files. Blob files whose entries were mostly purged are rewritten by
+    /// blob garbage collection during compaction. Measured in alternating pairs
+    /// (`docs/benchmarks.md`, tuning guide), 8KiB against `0B` with 64 KiB entries (W4):
+    /// 23 % more entries/s, p99 from 3.5 to 2.5 ms, CPU per entry down a fifth,
+    /// compaction writing 0.44 instead of 0.81 bytes per payload byte. Entries smaller
+    /// than this (most Raft entries) are unaffected. What it costs: reading an entry that
+    /// has left the memtable takes one more read, of its blob file. `0B` keeps every
+    /// entry in SST files. Range 0B or 1KiB..=1GiB. Default: `8KiB`.
     pub blob_min_size: ByteSize,
     /// While flushes and compactions write an SST or blob file, RocksDB asks the kernel to
     /// start writing it back every this many bytes (`bytes_per_sync`, `sync_file_range`),
@@ -248,9 +256,9 @@ impl Default for Config {
             write_buffer_size: ByteSize::mib(64),
             block_cache_size: ByteSize::mib(64),
             compression: Compression::Lz4,
-            wal_recycle_files: 2,
+            wal_recycle_files: 0,
             max_write_buffers: 2,
-            blob_min_size: ByteSize(0),
+            blob_min_size: ByteSize::kib(8),
             sst_bytes_per_sync: ByteSize::mib(1),
             sst_direct_io: true,
             sst_io_size: ByteSize::kib(256),

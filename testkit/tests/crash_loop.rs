@@ -792,10 +792,7 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
         stats.presized_losses * 2 > stats.power_losses,
         "WAL presizing (on by default) happened before too few power losses to be tested: {stats:?}"
     );
-    assert!(
-        stats.recycled_losses * 4 > stats.power_losses,
-        "WAL recycling (on by default) happened before too few power losses to be tested: {stats:?}"
-    );
+    assert_eq!(stats.recycled_losses, 0, "a WAL file was reused with recycling off (the default): {stats:?}");
     assert!(
         stats.inline_runs * 4 > stats.power_losses,
         "blocking appends committed inline (on by default) in too few runs to be tested: {stats:?}"
@@ -803,16 +800,15 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 }
 
 /// The settings the tuning guide offers beyond the defaults, all at once and with a
-/// 256 KiB memtable so that they take effect within a run: four spare WAL files to reuse
-/// (the default keeps two, which the main loop reuses), four memtables, every entry of 1 KiB or more in a blob file (a tenth of the
-/// child's entries), compactions after every second flush, and flushes and compactions
-/// through the page cache (the main loop
-/// runs with the default, direct I/O, which the crash filesystem takes:
+/// 256 KiB memtable so that they take effect within a run: four memtables, every entry
+/// of 1 KiB or more in a blob file (a tenth of the child's entries), compactions after
+/// every second flush, and flushes and compactions through the page cache (the main
+/// loop runs with the default, direct I/O, which the crash filesystem takes:
 /// `tests/direct_io.rs`). A setting that lost an acknowledged write on power loss would
-/// not be one to offer.
+/// not be one to offer. WAL recycling is not offered: after one power loss in about
+/// 1,100 RocksDB refused to open (`Config::wal_recycle_files`).
 const TUNING: &str = r#"
 write_buffer_size = "256KiB"
-wal_recycle_files = 4
 max_write_buffers = 4
 blob_min_size = "1KiB"
 sst_direct_io = false
@@ -834,7 +830,6 @@ fn acknowledged_writes_survive_power_loss_with_the_tuning_options() {
     }
     let stats = crash_loop("power-loss loop, tuned", &mut runs, crashes);
     assert_eq!(stats.power_losses, stats.kills + stats.clean_exits);
-    assert!(stats.recycled_losses * 4 > stats.power_losses, "WAL files were reused too rarely: {stats:?}");
     assert!(stats.entries_checked > 0, "{stats:?}");
 }
 
