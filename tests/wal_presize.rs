@@ -103,13 +103,7 @@ async fn a_crash_image_of_a_presized_wal_recovers_every_entry() {
     assert!(store.stats().wal_files_presized >= 1);
     let expected = common::snapshot(&store);
 
-    let image = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let image = common::crash_image(dir.path());
     let (wal, len, _) = newest_wal(image.path());
     let bytes = std::fs::read(&wal).unwrap();
     assert!(len >= 1 << 20 && bytes[bytes.len() - (64 << 10)..].iter().all(|&b| b == 0), "no zero tail");

@@ -147,13 +147,7 @@ async fn a_crash_image_of_a_reused_wal_recovers_exactly_what_was_acknowledged() 
     }
     let expected = common::snapshot(&store);
 
-    let image = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let image = common::crash_image(dir.path());
 
     let copy = LogStore::start(config(image.path(), 2)).unwrap();
     assert_eq!(common::snapshot(&copy), expected);

@@ -12,6 +12,19 @@ pub fn open(dir: &Path) -> LogStore {
     LogStore::start(Config::new(dir)).expect("open engine")
 }
 
+/// What a power loss right now leaves of a directory whose every acknowledged write was
+/// fsynced: a copy of its files, in a new temporary directory.
+pub fn crash_image(dir: &Path) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    image
+}
+
 /// Entries `range` in `term`, each with a payload naming its index and term.
 pub fn ents(range: Range<u64>, term: u64) -> Vec<Entry> {
     range.map(|i| Entry::new(i, term, format!("entry {i} of term {term}"))).collect()
