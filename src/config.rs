@@ -156,9 +156,10 @@ pub struct Config {
     /// instead of once more per compaction. Blob files are compressed as `compression`
     /// says, like SST files. Blob files whose entries were mostly purged are rewritten by
     /// blob garbage collection during compaction. Measured in alternating pairs
-    /// (`docs/benchmarks.md`, tuning guide), 8KiB against `0B` with 64 KiB entries (W4):
-    /// 23 % more entries/s, p99 from 3.5 to 2.5 ms, CPU per entry down a fifth,
-    /// compaction writing 0.44 instead of 0.81 bytes per payload byte. Entries smaller
+    /// (`docs/benchmarks.md`, tuning guide), 8KiB against `0B` with 64 KiB entries (W4),
+    /// with WAL reuse on: 23 % more entries/s, p99 from 3.5 to 2.5 ms, CPU per entry down
+    /// a fifth, compaction writing 0.44 instead of 0.81 bytes per payload byte; without
+    /// it: 3 % more entries/s, p99 from 7.0 to 5.9 ms, CPU per entry down a tenth. Entries smaller
     /// than this (most Raft entries) are unaffected. What it costs: reading an entry that
     /// has left the memtable takes one more read, of its blob file. `0B` keeps every
     /// entry in SST files. Range 0B or 1KiB..=1GiB. Default: `8KiB`.
@@ -197,10 +198,12 @@ pub struct Config {
     /// I/O (`sst_direct_io`) each is one request, and a WAL fsync issued meanwhile waits
     /// behind it: on this project's VM a request of a few MiB took milliseconds, which
     /// showed in the commits' p99. Measured in alternating pairs (`docs/benchmarks.md`,
-    /// tuning guide), 256KiB writes against 1MiB: 64 KiB entries (W4) 13 % more entries/s
-    /// and p99 from 6.7 to 4.7 ms; 1000 groups (W3) p99 down by 25-30 %, p50 up by 10-20 %.
-    /// Then 256KiB compaction reads against 2MiB: W3 10 % more entries/s and p99 from 3.9
-    /// to 2.5 ms, p99.9 from 10.5 to 6.6 ms; W7 p99 down by a quarter. Smaller requests
+    /// tuning guide), with WAL reuse on, 256KiB writes against 1MiB: 64 KiB entries (W4)
+    /// 13 % more entries/s and p99 from 6.7 to 4.7 ms; 1000 groups (W3) p99 down by
+    /// 25-30 %, p50 up by 10-20 %. Then 256KiB compaction reads against 2MiB: W3 10 % more
+    /// entries/s and p99 from 3.9 to 2.5 ms, p99.9 from 10.5 to 6.6 ms; W7 p99 down by a
+    /// quarter. Without WAL reuse (the default), both at 256KiB against 1MiB: W3's p99
+    /// 5.2 against 6.9 ms; W4 a wash (throughput 10 % lower, p99 the same). Smaller requests
     /// slow compactions down (64KiB writes made W3's p99.9 three times worse as they fell
     /// behind; 128KiB reads compacted less and lost the p99.9 gain). The WAL's writes are
     /// not split: a record larger than this is written in one piece. Range 64KiB..=16MiB,
