@@ -73,6 +73,11 @@ pub const STORAGE_SST: &str = "rocklog_storage_sst_bytes";
 pub const STORAGE_WAL: &str = "rocklog_storage_wal_bytes";
 /// Bytes of live blob files (sampled; 0 without blob files).
 pub const STORAGE_BLOB: &str = "rocklog_storage_blob_bytes";
+/// Bytes of live blob files that hold purged entries (sampled).
+pub const STORAGE_BLOB_GARBAGE: &str = "rocklog_storage_blob_garbage_bytes";
+/// 1 while blob garbage collection is on, else 0 (sampled; see
+/// [`Config::blob_gc_garbage_percent`](crate::Config::blob_gc_garbage_percent)).
+pub const STORAGE_BLOB_GC: &str = "rocklog_storage_blob_gc_active";
 /// SST files in level 0 (sampled).
 pub const STORAGE_L0_FILES: &str = "rocklog_storage_l0_files";
 /// Free bytes on the data directory's filesystem (sampled).
@@ -198,6 +203,8 @@ fn describe_storage() {
         (STORAGE_SST, Unit::Bytes, "Bytes of live SST files."),
         (STORAGE_WAL, Unit::Bytes, "Bytes of WAL files in the data directory."),
         (STORAGE_BLOB, Unit::Bytes, "Bytes of live blob files (0 without blob files)."),
+        (STORAGE_BLOB_GARBAGE, Unit::Bytes, "Bytes of live blob files that hold purged entries."),
+        (STORAGE_BLOB_GC, Unit::Count, "1 while blob garbage collection is on, else 0."),
         (STORAGE_L0_FILES, Unit::Count, "SST files in level 0 (writes slow at 20, stop at 36)."),
         (STORAGE_DISK_FREE, Unit::Bytes, "Free bytes on the data directory's filesystem."),
         (STORAGE_DISK_CAPACITY, Unit::Bytes, "Size of the data directory's filesystem."),
@@ -232,6 +239,8 @@ pub(crate) struct StorageMetrics {
     sst: Gauge,
     wal: Gauge,
     blob: Gauge,
+    blob_garbage: Gauge,
+    blob_gc: Gauge,
     l0_files: Gauge,
     disk_free: Gauge,
     disk_capacity: Gauge,
@@ -254,6 +263,8 @@ impl StorageMetrics {
             sst: gauge!(STORAGE_SST),
             wal: gauge!(STORAGE_WAL),
             blob: gauge!(STORAGE_BLOB),
+            blob_garbage: gauge!(STORAGE_BLOB_GARBAGE),
+            blob_gc: gauge!(STORAGE_BLOB_GC),
             l0_files: gauge!(STORAGE_L0_FILES),
             disk_free: gauge!(STORAGE_DISK_FREE),
             disk_capacity: gauge!(STORAGE_DISK_CAPACITY),
@@ -264,9 +275,10 @@ impl StorageMetrics {
         }
     }
 
-    /// Records one sample: the state now, RocksDB's counters since open, and the share of
-    /// the time since the previous sample the writer was stalled.
-    pub fn record(&self, state: &StorageState, counters: &StorageStats, stall_ratio: f64) {
+    /// Records one sample: the state now, RocksDB's counters since open, the share of
+    /// the time since the previous sample the writer was stalled, and whether blob
+    /// garbage collection is on.
+    pub fn record(&self, state: &StorageState, counters: &StorageStats, stall_ratio: f64, blob_gc: bool) {
         // Gauges take f64: byte counts lose precision only above 2^53 (8 PiB).
         #[allow(clippy::cast_precision_loss)]
         let f = |v: u64| v as f64;
@@ -280,6 +292,8 @@ impl StorageMetrics {
         self.sst.set(f(state.sst_bytes));
         self.wal.set(f(state.wal_bytes));
         self.blob.set(f(state.blob_bytes));
+        self.blob_garbage.set(f(state.blob_garbage_bytes));
+        self.blob_gc.set(if blob_gc { 1.0 } else { 0.0 });
         self.l0_files.set(f(state.l0_files));
         self.disk_free.set(f(state.disk_free_bytes));
         self.disk_capacity.set(f(state.disk_capacity_bytes));

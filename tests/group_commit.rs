@@ -276,6 +276,10 @@ fn storage_state_is_sampled_into_metrics() {
     // Nothing ran since `state` was read (no writes, no background job): the sample is it.
     assert_eq!(files(&store.storage_state().unwrap()), files(&state), "still idle");
     assert_eq!(value("rocklog_storage_blob_bytes"), state.blob_bytes as f64, "{text}");
+    assert_eq!(value("rocklog_storage_blob_garbage_bytes"), state.blob_garbage_bytes as f64, "{text}");
+    // Nothing was purged: no garbage, so blob garbage collection stays off.
+    assert_eq!(state.blob_garbage_bytes, 0, "{state:?}");
+    assert_eq!(value("rocklog_storage_blob_gc_active"), 0.0, "{text}");
     assert_eq!(value("rocklog_storage_sst_bytes"), state.sst_bytes as f64, "{text}");
     assert_eq!(value("rocklog_storage_l0_files"), state.l0_files as f64, "{text}");
     assert_eq!(value("rocklog_storage_memtable_bytes"), state.memtable_bytes as f64, "{text}");

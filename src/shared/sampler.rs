@@ -1,7 +1,8 @@
 //! The sampler: a small thread per engine that reads RocksDB's state once every
 //! [`STORAGE_SAMPLE_INTERVAL`] and records it as the `rocklog_storage_*` series, off the
-//! write path. It holds only a weak reference, so it never keeps an engine alive, and it
-//! ends within a tenth of a second of the database closing.
+//! write path. From the same reading it turns blob garbage collection on or off
+//! ([`BlobGc`]). It holds only a weak reference, so it never keeps an engine alive, and
+//! it ends within a tenth of a second of the database closing.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -9,24 +10,27 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use crate::metrics::STORAGE_SAMPLE_INTERVAL;
 use crate::storage::StorageStats;
+use crate::storage::blob_gc::BlobGc;
 
 /// How often the thread checks whether the engine closed between samples.
 const POLL: Duration = Duration::from_millis(100);
 
 /// Records one sample now, then starts the thread that records one per interval. A
 /// sample that fails (a property RocksDB cannot answer, the directory unreadable) is
-/// logged and skipped: metrics never fail the engine.
+/// logged and skipped: metrics never fail the engine, and blob GC stays as it was.
 pub(crate) fn start(shared: &Arc<Shared>) {
     let mut last = Stall::now(&shared.storage_stats());
-    sample(shared, &mut last);
+    let mut gc = BlobGc::new(&shared.config);
+    sample(shared, &mut last, &mut gc);
     let weak = Arc::downgrade(shared);
-    let spawned = std::thread::Builder::new().name("rocklog-sampler".into()).spawn(move || run(&weak, last));
+    let spawned =
+        std::thread::Builder::new().name("rocklog-sampler".into()).spawn(move || run(&weak, last, gc));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the rocklog metrics sampler; rocklog_storage_* stay at their first sample");
     }
 }
 
-fn run(weak: &Weak<Shared>, mut last: Stall) {
+fn run(weak: &Weak<Shared>, mut last: Stall, mut gc: BlobGc) {
     let mut next = Instant::now() + STORAGE_SAMPLE_INTERVAL;
     loop {
         std::thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
@@ -35,7 +39,7 @@ fn run(weak: &Weak<Shared>, mut last: Stall) {
             return;
         }
         if Instant::now() >= next {
-            sample(&shared, &mut last);
+            sample(&shared, &mut last, &mut gc);
             next += STORAGE_SAMPLE_INTERVAL;
         }
     }
@@ -65,12 +69,17 @@ impl Stall {
     }
 }
 
-fn sample(shared: &Shared, last: &mut Stall) {
+fn sample(shared: &Shared, last: &mut Stall, gc: &mut BlobGc) {
     match shared.storage_state() {
         Ok(state) => {
             let counters = shared.storage_stats();
             let now = Stall::now(&counters);
-            shared.metrics.storage.record(&state, &counters, last.ratio_until(now));
+            if let Ok(db) = shared.db()
+                && let Err(e) = gc.steer(&db, state.blob_garbage_bytes, state.blob_bytes)
+            {
+                tracing::warn!(error = %e, "turning blob garbage collection on or off failed; it stays as it was");
+            }
+            shared.metrics.storage.record(&state, &counters, last.ratio_until(now), gc.is_on());
             *last = now;
         }
         Err(e) => tracing::debug!(error = %e, "sampling RocksDB's state failed; skipped"),

@@ -10,6 +10,7 @@
 //! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space;
 //! - [`wal_size`]: presizing the live WAL file so its fsyncs carry no size update.
 
+pub(crate) mod blob_gc;
 pub(crate) mod checkpoint;
 pub(crate) mod clean_close;
 pub(crate) mod codec;

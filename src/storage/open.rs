@@ -112,9 +112,14 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
         log.set_enable_blob_files(true);
         log.set_min_blob_size(config.blob_min_size.bytes());
         log.set_blob_file_size(config.write_buffer_size.bytes());
-        // A purge leaves whole blob files unreferenced, which RocksDB deletes; blob GC
-        // rewrites the live tail of files that are only partly purged.
-        log.set_enable_blob_gc(true);
+        // A purge leaves whole blob files unreferenced, which RocksDB deletes. Blob GC,
+        // which rewrites the live entries of partly purged files, starts off unless it
+        // is always on: `blob_gc::BlobGc` turns it on while purges have left garbage.
+        let percent = config.blob_gc_garbage_percent;
+        log.set_enable_blob_gc(percent == 0);
+        if percent > 0 {
+            log.set_blob_gc_force_threshold(f64::from(percent) / 100.0);
+        }
     }
     // Fewer, later compactions: see `Config::l0_compaction_trigger` and
     // `Config::level_base_size`.

@@ -45,6 +45,11 @@ pub struct StorageState {
     /// Bytes of the blob files the current version uses (0 unless
     /// [`Config::blob_min_size`](crate::Config::blob_min_size) turned them on).
     pub blob_bytes: u64,
+    /// Bytes of those blob files that hold purged entries, which blob garbage
+    /// collection reclaims (see
+    /// [`Config::blob_gc_garbage_percent`](crate::Config::blob_gc_garbage_percent)). An
+    /// entry counts once a compaction has dropped its index; until then it is live.
+    pub blob_garbage_bytes: u64,
     /// SST files in level 0. Writes slow down at 20 and stop at 36 (RocksDB's defaults,
     /// which rocklog keeps).
     pub l0_files: u64,
@@ -87,6 +92,7 @@ pub(crate) fn read(db: &DB, path: &Path) -> Result<StorageState> {
         sst_bytes: summed("rocksdb.live-sst-files-size")?,
         wal_bytes: wal_bytes(path)?,
         blob_bytes: summed("rocksdb.live-blob-file-size")?,
+        blob_garbage_bytes: summed("rocksdb.live-blob-file-garbage-size")?,
         l0_files: summed("rocksdb.num-files-at-level0")?,
         disk_free_bytes,
         disk_capacity_bytes,

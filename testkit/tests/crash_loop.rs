@@ -231,6 +231,9 @@ struct Stats {
     /// Power losses of a child whose live WAL had been a reused file at some point of
     /// its run (`Config::wal_recycle_files`), as RocksDB's info log tells.
     recycled_losses: u64,
+    /// Power losses of a child that had turned blob garbage collection on
+    /// (`Config::blob_gc_garbage_percent`), as RocksDB's info log tells.
+    blob_gc_losses: u64,
     /// Runs whose child had committed on a blocking caller's thread
     /// (`Config::inline_commits`) by its flusher's last report.
     inline_runs: u64,
@@ -240,6 +243,14 @@ struct Stats {
 /// info log (read before the power loss, which may take the log's unsynced tail).
 fn reused_a_wal(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("LOG")).is_ok_and(|log| log.contains(" from recycle list"))
+}
+
+/// Whether the open that wrote `dir`'s current info log turned blob garbage collection
+/// on (RocksDB logs each `SetOptions` input as `name: value`; its dump of the options at
+/// open writes `Options.name`).
+fn turned_blob_gc_on(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("LOG"))
+        .is_ok_and(|log| log.contains(" enable_blob_garbage_collection: true"))
 }
 
 /// Kills the child if the test ends early, so no workload outlives it.
@@ -400,6 +411,9 @@ impl Run {
         }
         if self.fs.is_some() && reused_a_wal(&self.dir()) {
             stats.recycled_losses += 1;
+        }
+        if self.fs.is_some() && turned_blob_gc_on(&self.dir()) {
+            stats.blob_gc_losses += 1;
         }
         if let Some(fs) = &mut self.fs {
             // Power off: everything not fsynced is gone.
@@ -721,7 +735,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
     }
     let entries: usize = runs.iter().flat_map(|r| r.models.values()).map(|m| m.entries.len()).sum();
     println!(
-        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse), {} runs with inline commits, {} acknowledged ops verified, \
+        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse, {} with blob GC turned on), {} runs with inline commits, {} acknowledged ops verified, \
          {} in-flight ops landed / {} not, {} entries checked, {} flushes, {entries} entries live at the end, \
          {:.1} s (seed {seed})",
         stats.kills,
@@ -731,6 +745,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
         stats.power_losses,
         stats.presized_losses,
         stats.recycled_losses,
+        stats.blob_gc_losses,
         stats.inline_runs,
         stats.acked,
         stats.in_flight_landed,
@@ -801,8 +816,11 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 
 /// The settings the tuning guide offers beyond the defaults, all at once and with a
 /// 256 KiB memtable so that they take effect within a run: four memtables, every entry
-/// of 1 KiB or more in a blob file (a tenth of the child's entries), compactions after
-/// every second flush, and flushes and compactions through the page cache (the main
+/// of 1 KiB or more in a blob file (a tenth of the child's entries), blob garbage
+/// collection turned on as soon as purges leave 1 % of the blob bytes garbage (so its
+/// rewrites and the option changes that start and stop it run between power losses;
+/// the loop counts the losses after it was turned on), compactions after every second
+/// flush, and flushes and compactions through the page cache (the main
 /// loop runs with the default, direct I/O, which the crash filesystem takes:
 /// `tests/direct_io.rs`). A setting that lost an acknowledged write on power loss would
 /// not be one to offer. WAL recycling is not offered: after one power loss in about
@@ -811,6 +829,7 @@ const TUNING: &str = r#"
 write_buffer_size = "256KiB"
 max_write_buffers = 4
 blob_min_size = "1KiB"
+blob_gc_garbage_percent = 1
 sst_direct_io = false
 l0_compaction_trigger = 2
 "#;

@@ -1,5 +1,7 @@
-//! Options rocklog sets through RocksDB's option parser, as RocksDB itself records them
-//! (`OPTIONS-*`): memtable insert hints per group on the `log` column family.
+//! Options rocklog sets through RocksDB's option parser or changes while running, as
+//! RocksDB itself records them (`OPTIONS-*`): memtable insert hints per group on the
+//! `log` column family, and blob garbage collection off at open unless
+//! `blob_gc_garbage_percent` is 0.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,4 +20,26 @@ fn the_log_memtable_takes_insert_hints_per_group() {
     assert_eq!(rocksdb_option(dir.path(), LOG, hint).as_deref(), Some("rocksdb.FixedPrefix.8"));
     // The control: `meta` (keys of another shape) has none, so the lookup tells them apart.
     assert_eq!(rocksdb_option(dir.path(), META, hint).as_deref(), Some("nullptr"));
+}
+
+#[test]
+fn blob_gc_starts_off_unless_always_on_is_asked() {
+    let gc = |dir: &std::path::Path| {
+        ["enable_blob_garbage_collection", "blob_garbage_collection_force_threshold"]
+            .map(|name| rocksdb_option(dir, LOG, name).unwrap_or_default())
+    };
+    let default = tempfile::tempdir().unwrap();
+    drop(LogStore::start(Config::new(default.path())).unwrap());
+    assert_eq!(gc(default.path()), ["false", "0.250000"]);
+
+    let always = tempfile::tempdir().unwrap();
+    drop(LogStore::start(Config { blob_gc_garbage_percent: 0, ..Config::new(always.path()) }).unwrap());
+    assert_eq!(gc(always.path()), ["true", "1.000000"]);
+
+    // Without blob files there is nothing to collect, whatever the threshold.
+    let none = tempfile::tempdir().unwrap();
+    drop(
+        LogStore::start(Config { blob_min_size: rocklog::ByteSize(0), ..Config::new(none.path()) }).unwrap(),
+    );
+    assert_eq!(rocksdb_option(none.path(), LOG, "enable_blob_files").as_deref(), Some("false"));
 }
