@@ -27,6 +27,12 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         std::thread::Builder::new().name("rocklog-sampler".into()).spawn(move || run(&weak, last, gc));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the rocklog metrics sampler; rocklog_storage_* stay at their first sample");
+        // Nothing will steer blob GC: leave it on, as RocksDB runs it, so that purged
+        // entries' space still comes back.
+        let always = BlobGc::new(&shared.config).turn_on(shared.db().as_deref().ok());
+        if let Err(e) = always {
+            tracing::warn!(error = %e, "cannot turn blob garbage collection on either");
+        }
     }
 }
 

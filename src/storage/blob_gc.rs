@@ -48,9 +48,7 @@ impl BlobGc {
         if wanted == self.on {
             return Ok(false);
         }
-        let value = if wanted { "true" } else { "false" };
-        db.set_options_cf(log_cf(db)?, &[("enable_blob_garbage_collection", value)])?;
-        self.on = wanted;
+        self.set(db, wanted)?;
         tracing::info!(
             on = wanted,
             garbage,
@@ -59,6 +57,25 @@ impl BlobGc {
             "rocklog blob garbage collection"
         );
         Ok(true)
+    }
+}
+
+impl BlobGc {
+    /// Turns GC on for good, for an engine where nothing will call [`BlobGc::steer`]
+    /// (its sampler thread could not start). Does nothing without a database or blob
+    /// files, or when GC is already on. Fails when RocksDB refuses the option change.
+    pub(crate) fn turn_on(mut self, db: Option<&DB>) -> Result<()> {
+        match db {
+            Some(db) if self.blobs && !self.on => self.set(db, true),
+            _ => Ok(()),
+        }
+    }
+
+    fn set(&mut self, db: &DB, on: bool) -> Result<()> {
+        let value = if on { "true" } else { "false" };
+        db.set_options_cf(log_cf(db)?, &[("enable_blob_garbage_collection", value)])?;
+        self.on = on;
+        Ok(())
     }
 }
 
