@@ -8,6 +8,7 @@
 //! - [`crashfs`]: a strict in-memory power-loss filesystem on FUSE: what processes see
 //!   and what survives a power loss kept apart, and `crash()` to keep only the latter.
 //! - [`rocksdb_option`]: what RocksDB itself recorded about the options it runs with.
+//! - [`noise`]: incompressible payloads.
 
 pub mod crashfs;
 
@@ -31,6 +32,21 @@ pub fn rocksdb_option(dir: &Path, section: &str, name: &str) -> Option<String> {
         .skip(1)
         .take_while(|l| !l.starts_with('['))
         .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// `len` pseudo-random bytes from `seed` (an xorshift stream): payloads that do not
+/// compress, so that the sizes of flushed files are the data's.
+#[must_use]
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
 }
 
 /// The payload of entry `index` of an append printed with `seed`: length and bytes follow

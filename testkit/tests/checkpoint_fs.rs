@@ -19,20 +19,7 @@ const ENTRIES: u64 = 300;
 
 /// 700 pseudo-random (incompressible) bytes per entry, so file sizes are the data's.
 fn entries(group: u64, range: std::ops::Range<u64>) -> Vec<Entry> {
-    range
-        .map(|i| {
-            let mut x = (group << 32 | i) | 1;
-            let payload: Vec<u8> = (0..700)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x.to_le_bytes()[0]
-                })
-                .collect();
-            Entry::new(i, 1, payload)
-        })
-        .collect()
+    range.map(|i| Entry::new(i, 1, rocklog_testkit::noise(group << 32 | i, 700))).collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

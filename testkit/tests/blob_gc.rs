@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rocklog::{ByteSize, Config, Entry, LogId, LogStore, StorageState};
+use rocklog_testkit::noise;
 
 /// 1 MiB memtables (each flush writes a blob file of about 1 MiB) and a compaction
 /// after every second flush, so purged entries' indexes are soon dropped and counted
@@ -25,16 +25,7 @@ fn config(dir: &Path, percent: u32) -> Config {
 /// A 16 KiB entry whose payload does not compress (LZ4 would make a repeated byte a
 /// few dozen bytes, too small for a blob file).
 fn large(index: u64, group: u64) -> Entry {
-    let mut x = (group << 32 | index).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let payload: Vec<u8> = (0..16 << 10)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect();
-    Entry::new(index, 1, Bytes::from(payload))
+    Entry::new(index, 1, noise((group << 32 | index).wrapping_mul(0x9E37_79B9_7F4A_7C15), 16 << 10))
 }
 
 /// 8 MiB of 16 KiB entries, a quarter in group 1 and three quarters in group 2, written
