@@ -816,7 +816,8 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 
 /// The settings the tuning guide offers beyond the defaults, all at once and with a
 /// 256 KiB memtable so that they take effect within a run: four memtables, every entry
-/// of 1 KiB or more in a blob file (a tenth of the child's entries), blob garbage
+/// of 1 KiB or more in a blob file (a tenth of the child's entries; the default since
+/// 2026-12-04, so the main loop writes them too), blob garbage
 /// collection turned on as soon as purges leave 1 % of the blob bytes garbage (so its
 /// rewrites and the option changes that start and stop it run between power losses;
 /// the loop counts the losses after it was turned on), compactions after every second
