@@ -37,16 +37,15 @@ impl BlobGc {
         self.on
     }
 
-    /// Turns GC on or off for `garbage` bytes of `total` blob bytes. Returns whether it
-    /// changed. Fails, leaving the state as it was, when RocksDB refuses the option
-    /// change.
-    pub(crate) fn steer(&mut self, db: &DB, garbage: u64, total: u64) -> Result<bool> {
+    /// Turns GC on or off for `garbage` bytes of `total` blob bytes. Fails, leaving the
+    /// state as it was, when RocksDB refuses the option change.
+    pub(crate) fn steer(&mut self, db: &DB, garbage: u64, total: u64) -> Result<()> {
         if self.percent == 0 || !self.blobs {
-            return Ok(false);
+            return Ok(());
         }
         let wanted = wanted(self.on, self.percent, garbage, total);
         if wanted == self.on {
-            return Ok(false);
+            return Ok(());
         }
         self.set(db, wanted)?;
         tracing::info!(
@@ -56,7 +55,7 @@ impl BlobGc {
             percent = self.percent,
             "rocklog blob garbage collection"
         );
-        Ok(true)
+        Ok(())
     }
 }
 
