@@ -78,6 +78,12 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
     db.set_manual_wal_flush(false);
     db.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
     db.set_max_background_jobs(2);
+    // Let the kernel read ahead in SST and blob files. RocksDB's default advises it that
+    // every read is random, which suits point lookups. A Raft log is read by ranges, and a
+    // user iterator fetches each blob-stored entry with a read of its own (no prefetch):
+    // a cold catch-up read of a group whose 1 KiB entries are in blob files took 1.75x as
+    // long with the advice. A random small read still reads only what it asks for.
+    db.set_advise_random_on_open(false);
     // Flushes and compactions write back as they go, not in one burst at the file's end
     // that would queue in front of the WAL's fsyncs. SST files only: the WAL is fsynced
     // by every commit anyway.

@@ -1,13 +1,14 @@
 //! Options rocklog sets through RocksDB's option parser or changes while running, as
 //! RocksDB itself records them (`OPTIONS-*`): memtable insert hints per group on the
 //! `log` column family, and blob garbage collection off at open unless
-//! `blob_gc_garbage_percent` is 0.
+//! `blob_gc_garbage_percent` is 0; no random-access advice on SST and blob files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rocklog::{Config, LogStore};
 use rocklog_testkit::rocksdb_option;
 
+const DB: &str = "DBOptions";
 const LOG: &str = "CFOptions \"log\"";
 const META: &str = "CFOptions \"meta\"";
 
@@ -42,4 +43,15 @@ fn blob_gc_starts_off_unless_always_on_is_asked() {
         LogStore::start(Config { blob_min_size: rocklog::ByteSize(0), ..Config::new(none.path()) }).unwrap(),
     );
     assert_eq!(rocksdb_option(none.path(), LOG, "enable_blob_files").as_deref(), Some("false"));
+}
+
+#[test]
+fn sst_and_blob_files_are_not_advised_random() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LogStore::start(Config::new(dir.path())).unwrap());
+    // RocksDB's default (true) fadvises every SST and blob file random, which turns off the
+    // kernel's readahead for a range read of blob-stored entries (docs/benchmarks.md).
+    assert_eq!(rocksdb_option(dir.path(), DB, "advise_random_on_open").as_deref(), Some("false"));
+    // The control: a DB option RocksDB's default leaves on reads back as "true".
+    assert_eq!(rocksdb_option(dir.path(), DB, "create_missing_column_families").as_deref(), Some("true"));
 }
