@@ -169,10 +169,12 @@ pub struct Config {
     /// after a kill 0.4-0.6 s instead of 1.2-1.8 s (the SST files it seeks in hold only
     /// indexes). Entries smaller than this (many Raft entries) are unaffected. What it
     /// costs: reading an entry that has left the memtable takes one more read, of its
-    /// blob file; reading whole groups of flushed 1 KiB entries with the page cache
-    /// dropped took 1.5 times as long (2.5-2.8 s against 1.7 s for 50 groups of 1.3 MB),
-    /// and once cached, less (0.85-0.92 against 1.24 s). `0B` keeps every entry in SST
-    /// files. Range 0B or 1KiB..=1GiB. Default: `1KiB` (`8KiB` before 2026-12-04).
+    /// blob file. With RocksDB's default random-access advice on blob files that made
+    /// reading whole groups of flushed 1 KiB entries with the page cache dropped 1.5
+    /// times as slow (2.5-2.8 s against 1.7 s for 50 groups of 1.3 MB); rocklog drops the
+    /// advice, so the kernel reads ahead, and the same read took 1.2-1.4 s (once cached,
+    /// 0.85-0.92 against 1.24 s). `0B` keeps every entry in SST files. Range 0B or
+    /// 1KiB..=1GiB. Default: `1KiB` (`8KiB` before 2026-12-04).
     pub blob_min_size: ByteSize,
     /// Blob garbage collection runs only while purges have left this much garbage: it
     /// turns on once purged entries make up at least this percent of the blob files'
