@@ -52,6 +52,7 @@ fn sst_and_blob_files_are_not_advised_random() {
     // RocksDB's default (true) fadvises every SST and blob file random, which turns off the
     // kernel's readahead for a range read of blob-stored entries (docs/benchmarks.md).
     assert_eq!(rocksdb_option(dir.path(), DB, "advise_random_on_open").as_deref(), Some("false"));
-    // The control: a DB option RocksDB's default leaves on reads back as "true".
+    // The control: a DB option rocklog turns on when creating reads back as "true", so
+    // the lookup tells the two values apart.
     assert_eq!(rocksdb_option(dir.path(), DB, "create_missing_column_families").as_deref(), Some("true"));
 }
