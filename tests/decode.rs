@@ -56,6 +56,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "sst_bytes_per_sync",
         "sst_direct_io",
         "sst_io_size",
+        "wal_delete_chunk",
         "l0_compaction_trigger",
         "level_base_size",
         "nonsense",

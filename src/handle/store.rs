@@ -81,6 +81,7 @@ impl LogStore {
         let shared = Arc::new(Shared::new(config, db, statistics, groups.clone(), Metrics::new()));
         crate::shared::Counters::add(&shared.stats.open_group_seeks, seeked);
         crate::shared::sampler::start(&shared);
+        crate::shared::trimmer::start(&shared);
         let (writer, committer) = Writer::new(rx, Arc::clone(&shared), groups);
         Ok((LogStore { inner: Arc::new(Inner { tx: Some(tx), shared, committer }) }, writer))
     }

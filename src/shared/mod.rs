@@ -15,6 +15,7 @@ mod lifecycle;
 mod poison;
 pub(crate) mod sampler;
 mod stats;
+pub(crate) mod trimmer;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 

@@ -52,6 +52,10 @@ counters! {
     /// ([`Config::inline_commits`](crate::Config::inline_commits)); also counted in
     /// `commits` when they wrote.
     inline_commits,
+    /// Obsolete WAL files the engine removed from RocksDB's `archive/` a chunk at a time
+    /// ([`Config::wal_delete_chunk`](crate::Config::wal_delete_chunk)): about one per
+    /// memtable flush, none with that setting off.
+    wal_files_trimmed,
 }
 
 impl Counters {

@@ -8,7 +8,8 @@
 //! - [`clean_close`]: the record that spares a clean reopen its seeks;
 //! - [`statistics`]: RocksDB's own counters of what reached the disk;
 //! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space;
-//! - [`wal_size`]: presizing the live WAL file so its fsyncs carry no size update.
+//! - [`wal_size`]: presizing the live WAL file so its fsyncs carry no size update;
+//! - [`wal_trim`]: removing obsolete WAL files a chunk at a time, off the fsyncs' way.
 
 pub(crate) mod blob_gc;
 pub(crate) mod checkpoint;
@@ -19,6 +20,7 @@ pub(crate) mod properties;
 mod recover;
 mod statistics;
 pub(crate) mod wal_size;
+pub(crate) mod wal_trim;
 
 use std::collections::HashMap;
 

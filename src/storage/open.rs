@@ -109,6 +109,10 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
     // RocksDB turns recycling off under the tolerate-corrupted-tail and absolute-consistency
     // WAL recovery modes, not under point-in-time (ours): the LOG shows it in effect.
     db.set_recycle_log_file_num(config.wal_recycle_files);
+    if super::wal_trim::enabled(config) {
+        // Obsolete WAL files go to `archive/`, for the trimmer to remove a chunk at a time.
+        db.set_wal_ttl_seconds(super::wal_trim::ARCHIVE_TTL_SECS);
+    }
     let buffers = i32::try_from(config.max_write_buffers).unwrap_or(i32::MAX);
 
     let mut log = Options::default();
