@@ -234,6 +234,10 @@ struct Stats {
     /// Power losses of a child that had turned blob garbage collection on
     /// (`Config::blob_gc_garbage_percent`), as RocksDB's info log tells.
     blob_gc_losses: u64,
+    /// Power losses of a child that had moved an obsolete WAL file into `archive/` for
+    /// the engine to remove a chunk at a time (`Config::wal_delete_chunk`), as RocksDB's
+    /// info log tells.
+    archived_losses: u64,
     /// Runs whose child had committed on a blocking caller's thread
     /// (`Config::inline_commits`) by its flusher's last report.
     inline_runs: u64,
@@ -243,6 +247,12 @@ struct Stats {
 /// info log (read before the power loss, which may take the log's unsynced tail).
 fn reused_a_wal(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("LOG")).is_ok_and(|log| log.contains(" from recycle list"))
+}
+
+/// Whether the open that wrote `dir`'s current info log moved an obsolete WAL file into
+/// `archive/` (`Config::wal_delete_chunk`).
+fn archived_a_wal(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("LOG")).is_ok_and(|log| log.contains("Move log file "))
 }
 
 /// Whether the open that wrote `dir`'s current info log turned blob garbage collection
@@ -414,6 +424,9 @@ impl Run {
         }
         if self.fs.is_some() && turned_blob_gc_on(&self.dir()) {
             stats.blob_gc_losses += 1;
+        }
+        if self.fs.is_some() && archived_a_wal(&self.dir()) {
+            stats.archived_losses += 1;
         }
         if let Some(fs) = &mut self.fs {
             // Power off: everything not fsynced is gone.
@@ -735,7 +748,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
     }
     let entries: usize = runs.iter().flat_map(|r| r.models.values()).map(|m| m.entries.len()).sum();
     println!(
-        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse, {} with blob GC turned on), {} runs with inline commits, {} acknowledged ops verified, \
+        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse, {} with blob GC turned on, {} after a WAL file was archived), {} runs with inline commits, {} acknowledged ops verified, \
          {} in-flight ops landed / {} not, {} entries checked, {} flushes, {entries} entries live at the end, \
          {:.1} s (seed {seed})",
         stats.kills,
@@ -746,6 +759,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
         stats.presized_losses,
         stats.recycled_losses,
         stats.blob_gc_losses,
+        stats.archived_losses,
         stats.inline_runs,
         stats.acked,
         stats.in_flight_landed,
@@ -809,6 +823,10 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
     );
     assert_eq!(stats.recycled_losses, 0, "a WAL file was reused with recycling off (the default): {stats:?}");
     assert!(
+        stats.archived_losses * 4 > stats.power_losses,
+        "obsolete WAL files were archived (on by default) before too few power losses to be tested: {stats:?}"
+    );
+    assert!(
         stats.inline_runs * 4 > stats.power_losses,
         "blocking appends committed inline (on by default) in too few runs to be tested: {stats:?}"
     );
@@ -821,7 +839,10 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 /// collection turned on as soon as purges leave 1 % of the blob bytes garbage (so its
 /// rewrites and the option changes that start and stop it run between power losses;
 /// the loop counts the losses after it was turned on), compactions after every second
-/// flush, and flushes and compactions through the page cache (the main
+/// flush, obsolete WAL files (about 280 KiB each) removed from `archive/` 64 KiB at a
+/// time (the main loop archives them too, but they are smaller than the default 4 MiB
+/// chunk, so it removes each in one step), and flushes and compactions through the page
+/// cache (the main
 /// loop runs with the default, direct I/O, which the crash filesystem takes:
 /// `tests/direct_io.rs`). A setting that lost an acknowledged write on power loss would
 /// not be one to offer. WAL recycling is not offered: after one power loss in about
@@ -833,6 +854,7 @@ blob_min_size = "1KiB"
 blob_gc_garbage_percent = 1
 sst_direct_io = false
 l0_compaction_trigger = 2
+wal_delete_chunk = "64KiB"
 "#;
 
 /// The power-loss loop (half its crashes) with [`TUNING`]'s settings.
@@ -855,6 +877,10 @@ fn acknowledged_writes_survive_power_loss_with_the_tuning_options() {
     assert!(
         stats.blob_gc_losses * 4 > stats.power_losses,
         "blob garbage collection was on before too few power losses to be tested: {stats:?}"
+    );
+    assert!(
+        stats.archived_losses * 4 > stats.power_losses,
+        "obsolete WAL files were archived (and trimmed) before too few power losses to be tested: {stats:?}"
     );
 }
 
