@@ -18,7 +18,7 @@ fn wal_files(dir: &Path) -> Vec<String> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".log") && n.trim_end_matches(".log").parse::<u64>().is_ok())
+            .filter(|n| n.strip_suffix(".log").is_some_and(|stem| stem.parse::<u64>().is_ok()))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => panic!("{}: {e}", dir.display()),
