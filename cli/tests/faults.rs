@@ -109,17 +109,37 @@ macro_rules! mount_or_skip {
     };
 }
 
-/// Every file of a (flat) directory with its contents, for "nothing changed" checks.
+/// Every file under `dir` with its contents, for "nothing changed" checks (a
+/// subdirectory, such as RocksDB's `archive/`, as the listing of its own contents).
 fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            let data = if e.file_type().unwrap().is_dir() {
+                format!("{:?}", contents(&e.path())).into_bytes()
+            } else {
+                std::fs::read(e.path()).unwrap()
+            };
+            (e.file_name().to_string_lossy().into_owned(), data)
         })
         .collect();
     files.sort();
     files
+}
+
+/// Copies every file under `from` into `to`, subdirectories included (`cp -r`).
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
 
 /// Writes a small history and shuts the engine down: group 1 holds 1..=20, group 2 1..=5.
@@ -207,9 +227,7 @@ async fn a_full_disk_fails_writes_typed_poisons_the_engine_and_loses_nothing_ack
 
     // Move the directory to a disk with room, as an operator would, and reopen it.
     let bigger = tempfile::tempdir().unwrap();
-    for (name, bytes) in contents(&data) {
-        std::fs::write(bigger.path().join(name), bytes).unwrap();
-    }
+    copy_tree(&data, bigger.path());
     drop(disk);
     let store = open(bigger.path());
     for (g, &n) in (1..=4u64).zip(&acked) {
