@@ -2,6 +2,7 @@
 //! reported.
 
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::LogStore;
@@ -62,6 +63,8 @@ impl LogStore {
         // batch whose outcome is unknown: copy after a reopen, not before.
         shared.check_poison()?;
         let plan = {
+            // No archived WAL file may vanish while RocksDB lists them (`Shared::wal_removal`).
+            let _no_wal_removal = shared.wal_removal.lock().unwrap_or_else(PoisonError::into_inner);
             let db = shared.db()?;
             let plan = checkpoint::plan(&db, &shared.config.path, dest)?;
             checkpoint::create(&db, &plan)?;

@@ -17,7 +17,7 @@ pub(crate) mod sampler;
 mod stats;
 pub(crate) mod trimmer;
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use rocksdb::DB;
 
@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     /// RocksDB's own counters of the database.
     statistics: DbStatistics,
     pub metrics: Metrics,
+    /// Held while the trimmer removes an archived WAL file and while a checkpoint runs:
+    /// RocksDB's checkpoint lists the WAL archive, then reads each file's size, and fails
+    /// on one removed in between (`storage::wal_trim`).
+    pub wal_removal: Arc<Mutex<()>>,
     #[cfg(feature = "__testing")]
     pub faults: Faults,
 }
@@ -79,6 +83,7 @@ impl Shared {
             lifecycle: Lifecycle::default(),
             stats: Counters::default(),
             metrics,
+            wal_removal: Arc::default(),
             #[cfg(feature = "__testing")]
             faults: Faults::default(),
         }

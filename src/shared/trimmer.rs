@@ -3,7 +3,7 @@
 //! reference, so it never keeps an engine alive, and it stops within a chunk of the
 //! database closing.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::Shared;
@@ -20,8 +20,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// left there are removed now, at once.
 pub(crate) fn start(shared: &Arc<Shared>) {
     if !wal_trim::enabled(&shared.config) {
-        if let Err(e) =
-            wal_trim::trim_archive(&shared.config.path, 0, &|| true, &mut wal_trim::Trimmed::default())
+        let removed = &mut wal_trim::Trimmed::default();
+        if let Err(e) = wal_trim::trim_archive(&shared.config.path, 0, &|| true, &shared.wal_removal, removed)
         {
             tracing::warn!(error = %e, "cannot remove the WAL files an earlier open archived");
         }
@@ -30,8 +30,10 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     let dir = shared.config.path.clone();
     let chunk = shared.config.wal_delete_chunk.bytes();
     let weak = Arc::downgrade(shared);
-    let spawned =
-        std::thread::Builder::new().name("rocklog-trimmer".into()).spawn(move || run(&weak, &dir, chunk));
+    let removal = Arc::clone(&shared.wal_removal);
+    let spawned = std::thread::Builder::new()
+        .name("rocklog-trimmer".into())
+        .spawn(move || run(&weak, &dir, chunk, &removal));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the rocklog WAL trimmer; RocksDB deletes archived WAL files itself");
     }
@@ -42,11 +44,11 @@ fn open(weak: &Weak<Shared>) -> bool {
     weak.upgrade().is_some_and(|shared| shared.db().is_ok())
 }
 
-fn run(weak: &Weak<Shared>, dir: &std::path::Path, chunk: u64) {
+fn run(weak: &Weak<Shared>, dir: &std::path::Path, chunk: u64, removal: &Mutex<()>) {
     let mut warned = false;
     while open(weak) {
         let mut removed = wal_trim::Trimmed::default();
-        let outcome = wal_trim::trim_archive(dir, chunk, &|| open(weak), &mut removed);
+        let outcome = wal_trim::trim_archive(dir, chunk, &|| open(weak), removal, &mut removed);
         if removed.files > 0
             && let Some(shared) = weak.upgrade()
         {

@@ -12,13 +12,18 @@
 //! them holds an fsync for long.
 //!
 //! Safe because an archived WAL file is one RocksDB would otherwise have deleted: every
-//! write in it is in a flushed SST or blob file, and recovery never reads `archive/`.
+//! write in it is in a flushed SST or blob file, and recovery never reads `archive/`. A
+//! file that also has another name is only unlinked, never shrunk: a checkpoint
+//! hard-links WAL files into its copy, and shrinking the shared inode would cut the
+//! copy's WAL short (`tests/wal_trim.rs` caught exactly that).
 //! Should the thread fall behind or be gone, RocksDB deletes archived files itself once
 //! they are [`ARCHIVE_TTL_SECS`] old.
 //!
 //! [`Config::wal_delete_chunk`]: crate::Config::wal_delete_chunk
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -54,12 +59,19 @@ pub(crate) struct Trimmed {
 /// each chunk, and a `false` stops the work where it is. A missing archive is empty; a
 /// file RocksDB deleted meanwhile is skipped.
 ///
+/// Contract: each file is shrunk and removed while holding `removal`, and a file with
+/// another name (a hard link) is never shrunk, only unlinked. RocksDB's checkpoint
+/// hard-links WAL files into the copy, and lists the archive and then reads each listed
+/// file's size, failing if a file went in between (it only stops its own deletions
+/// meanwhile), so a checkpoint holds the same lock.
+///
 /// Fails when the archive cannot be listed or a file in it cannot be shrunk or removed;
 /// `removed` has what went before that.
 pub(crate) fn trim_archive(
     dir: &Path,
     chunk: u64,
     keep_going: &dyn Fn() -> bool,
+    removal: &Mutex<()>,
     removed: &mut Trimmed,
 ) -> std::io::Result<()> {
     let archive = archive_dir(dir);
@@ -73,7 +85,7 @@ pub(crate) fn trim_archive(
         if entry.file_name().to_str().and_then(super::wal_size::wal_number).is_none() {
             continue;
         }
-        match trim_file(&entry.path(), chunk, keep_going) {
+        match trim_file(&entry.path(), chunk, keep_going, removal) {
             Ok(Some(bytes)) => {
                 removed.files += 1;
                 removed.bytes = removed.bytes.saturating_add(bytes);
@@ -88,7 +100,12 @@ pub(crate) fn trim_archive(
 
 /// Shrinks `path` to nothing a chunk at a time, then removes it; `None` if `keep_going`
 /// stopped it first (the file is left shorter, still in the archive).
-fn trim_file(path: &Path, chunk: u64, keep_going: &dyn Fn() -> bool) -> std::io::Result<Option<u64>> {
+fn trim_file(
+    path: &Path,
+    chunk: u64,
+    keep_going: &dyn Fn() -> bool,
+    removal: &Mutex<()>,
+) -> std::io::Result<Option<u64>> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     let size = file.metadata()?.len();
     let mut left = size;
@@ -96,11 +113,21 @@ fn trim_file(path: &Path, chunk: u64, keep_going: &dyn Fn() -> bool) -> std::io:
         if !keep_going() {
             return Ok(None);
         }
-        left -= chunk;
-        file.set_len(left)?;
+        {
+            // A checkpoint hard-links WAL files (under the same lock): shrinking a file
+            // with another name would shrink the checkpoint's copy. Such a file is only
+            // unlinked, which leaves the other name whole.
+            let _linking = removal.lock().unwrap_or_else(PoisonError::into_inner);
+            if file.metadata()?.nlink() > 1 {
+                break;
+            }
+            left -= chunk;
+            file.set_len(left)?;
+        }
         std::thread::sleep(PAUSE);
     }
     drop(file);
+    let _removing = removal.lock().unwrap_or_else(PoisonError::into_inner);
     std::fs::remove_file(path)?;
     Ok(Some(size))
 }
@@ -126,7 +153,7 @@ mod tests {
         write(&archive.join("notes.txt"), 10);
         write(&dir.path().join("000015.log"), 10);
         let mut removed = Trimmed::default();
-        trim_archive(dir.path(), 64 << 10, &|| true, &mut removed).expect("trim");
+        trim_archive(dir.path(), 64 << 10, &|| true, &Mutex::new(()), &mut removed).expect("trim");
         assert_eq!(removed, Trimmed { files: 3, bytes: 300_010 });
         let mut left: Vec<_> = std::fs::read_dir(&archive)
             .expect("list")
@@ -152,9 +179,56 @@ mod tests {
             calls.set(calls.get() + 1);
             calls.get() <= 3
         };
-        trim_archive(dir.path(), 4096, &keep_going, &mut removed).expect("trim");
+        trim_archive(dir.path(), 4096, &keep_going, &Mutex::new(()), &mut removed).expect("trim");
         assert_eq!(removed, Trimmed::default());
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), 7 * 4096);
+    }
+
+    /// While another thread holds the removal lock (a checkpoint listing WAL files), a
+    /// file may shrink but is not removed; once the lock is released it goes. The first
+    /// half is the control of the second: the file is there to be removed.
+    #[test]
+    fn no_file_is_removed_while_the_removal_lock_is_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = archive_dir(dir.path());
+        std::fs::create_dir(&archive).expect("mkdir");
+        let path = archive.join("000030.log");
+        write(&path, 4 * 4096);
+        let removal = std::sync::Arc::new(Mutex::new(()));
+        let held = removal.lock().expect("lock");
+        let trimmer = {
+            let dir = dir.path().to_owned();
+            let removal = std::sync::Arc::clone(&removal);
+            std::thread::spawn(move || {
+                let mut removed = Trimmed::default();
+                trim_archive(&dir, 4096, &|| true, &removal, &mut removed).map(|()| removed)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(path.exists(), "removed while the lock was held");
+        drop(held);
+        let removed = trimmer.join().expect("trimmer thread").expect("trim");
+        assert_eq!(removed, Trimmed { files: 1, bytes: 4 * 4096 });
+        assert!(!path.exists());
+    }
+
+    /// A file with another name (a checkpoint's hard link) is unlinked without being
+    /// shrunk: the other name keeps every byte. The control is the test above it, where
+    /// a file with one name is shrunk.
+    #[test]
+    fn a_hard_linked_file_is_unlinked_not_shrunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = archive_dir(dir.path());
+        std::fs::create_dir(&archive).expect("mkdir");
+        let path = archive.join("000040.log");
+        write(&path, 10 * 4096);
+        let link = dir.path().join("checkpoint-000040.log");
+        std::fs::hard_link(&path, &link).expect("link");
+        let mut removed = Trimmed::default();
+        trim_archive(dir.path(), 4096, &|| true, &Mutex::new(()), &mut removed).expect("trim");
+        assert_eq!(removed, Trimmed { files: 1, bytes: 10 * 4096 });
+        assert!(!path.exists());
+        assert_eq!(std::fs::read(&link).expect("read the link"), vec![7u8; 10 * 4096]);
     }
 
     /// No archive is an empty archive.
@@ -162,7 +236,7 @@ mod tests {
     fn a_missing_archive_is_empty() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut removed = Trimmed::default();
-        trim_archive(dir.path(), 4096, &|| true, &mut removed).expect("trim");
+        trim_archive(dir.path(), 4096, &|| true, &Mutex::new(()), &mut removed).expect("trim");
         assert_eq!(removed, Trimmed::default());
     }
 }
