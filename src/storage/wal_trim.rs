@@ -136,6 +136,14 @@ fn trim_file(
 mod tests {
     use super::*;
 
+    /// A data directory with an empty `archive/`.
+    fn with_archive() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = archive_dir(dir.path());
+        std::fs::create_dir(&archive).expect("mkdir");
+        (dir, archive)
+    }
+
     fn write(path: &Path, bytes: usize) {
         std::fs::write(path, vec![7u8; bytes]).expect("write");
     }
@@ -144,9 +152,7 @@ mod tests {
     /// the archive and WAL files outside it stay.
     #[test]
     fn trims_only_archived_wal_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = archive_dir(dir.path());
-        std::fs::create_dir(&archive).expect("mkdir");
+        let (dir, archive) = with_archive();
         write(&archive.join("000012.log"), 300_000);
         write(&archive.join("000013.log"), 10);
         write(&archive.join("000014.log"), 0);
@@ -168,9 +174,7 @@ mod tests {
     /// without it the test above could pass on a trimmer that never shrinks anything).
     #[test]
     fn a_stop_leaves_the_file_shrunk_in_place() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = archive_dir(dir.path());
-        std::fs::create_dir(&archive).expect("mkdir");
+        let (dir, archive) = with_archive();
         let path = archive.join("000020.log");
         write(&path, 10 * 4096);
         let calls = std::cell::Cell::new(0);
@@ -189,9 +193,7 @@ mod tests {
     /// half is the control of the second: the file is there to be removed.
     #[test]
     fn no_file_is_removed_while_the_removal_lock_is_held() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = archive_dir(dir.path());
-        std::fs::create_dir(&archive).expect("mkdir");
+        let (dir, archive) = with_archive();
         let path = archive.join("000030.log");
         write(&path, 4 * 4096);
         let removal = std::sync::Arc::new(Mutex::new(()));
@@ -217,9 +219,7 @@ mod tests {
     /// a file with one name is shrunk.
     #[test]
     fn a_hard_linked_file_is_unlinked_not_shrunk() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = archive_dir(dir.path());
-        std::fs::create_dir(&archive).expect("mkdir");
+        let (dir, archive) = with_archive();
         let path = archive.join("000040.log");
         write(&path, 10 * 4096);
         let link = dir.path().join("checkpoint-000040.log");
