@@ -63,9 +63,10 @@ pub(crate) struct Shared {
     /// RocksDB's own counters of the database.
     statistics: DbStatistics,
     pub metrics: Metrics,
-    /// Held while the trimmer removes an archived WAL file and while a checkpoint runs:
-    /// RocksDB's checkpoint lists the WAL archive, then reads each file's size, and fails
-    /// on one removed in between (`storage::wal_trim`).
+    /// Held while the trimmer shrinks or removes an archived WAL file and while a
+    /// checkpoint runs: a checkpoint hard-links WAL files (a linked file must not be
+    /// shrunk) and lists the WAL archive, then reads each file's size, failing on one
+    /// removed in between (`storage::wal_trim`).
     pub wal_removal: Arc<Mutex<()>>,
     #[cfg(feature = "__testing")]
     pub faults: Faults,
