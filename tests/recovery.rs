@@ -44,14 +44,19 @@ async fn shutdown_then_reopen_finds_every_acknowledged_write() {
     assert!(store.group(4).exists());
 }
 
-/// Bytes of the WAL files (`*.log`) in a closed database directory.
+/// Bytes of the newest WAL file (`NNNNNN.log`) in a closed database directory: the one
+/// the next open replays. Older ones left there are obsolete files kept for reuse
+/// (`Config::wal_recycle_files`), which no open replays.
 fn wal_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
+        .filter_map(|e| {
+            let number = e.file_name().to_str()?.strip_suffix(".log")?.parse::<u64>().ok()?;
+            Some((number, e.metadata().unwrap().len()))
+        })
+        .max()
+        .map_or(0, |(_, len)| len)
 }
 
 /// A clean shutdown flushes the memtables, so the WAL left behind holds nothing to replay

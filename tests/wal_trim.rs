@@ -1,8 +1,10 @@
 //! Removing obsolete WAL files a chunk at a time (`Config::wal_delete_chunk`): RocksDB
 //! moves each one into `archive/`, and the engine's trimmer thread removes it; with the
 //! setting off RocksDB deletes them itself and archives nothing. Either way nothing
-//! acknowledged is lost. The power-loss loop (`testkit/tests/crash_loop.rs`) runs with
-//! the default, so archived files are trimmed between its power losses.
+//! acknowledged is lost. RocksDB archives only while it does not recycle WAL files, so
+//! these tests turn recycling (`Config::wal_recycle_files`, on by default) off, as does
+//! the tuned power-loss loop (`testkit/tests/crash_loop.rs`), so that archived files are
+//! trimmed between its power losses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -30,6 +32,7 @@ fn config(dir: &Path, chunk: ByteSize) -> Config {
     let mut config = Config::new(dir);
     config.write_buffer_size = ByteSize::mib(1);
     config.wal_delete_chunk = chunk;
+    config.wal_recycle_files = 0;
     config
 }
 

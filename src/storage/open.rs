@@ -109,6 +109,15 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
     // RocksDB turns recycling off under the tolerate-corrupted-tail and absolute-consistency
     // WAL recovery modes, not under point-in-time (ours): the LOG shows it in effect.
     db.set_recycle_log_file_num(config.wal_recycle_files);
+    // Every flush covers both column families, so neither's log number ever passes a WAL
+    // file the other still needs. With recycled WAL files this is what keeps a power loss
+    // from leaving a directory RocksDB refuses to open: RocksDB trims a reused WAL to its
+    // new records when it closes it and never syncs the trim, so after a power loss the
+    // file's stale tail is back and point-in-time recovery stops there as at a corrupt
+    // tail; if a flush of `meta` alone had moved `meta` past that file, RocksDB's
+    // consistency check refused the directory (`Config::wal_recycle_files`). `meta` is
+    // small: flushing it with every `log` flush costs a small SST file.
+    db.set_atomic_flush(true);
     if super::wal_trim::enabled(config) {
         // Obsolete WAL files go to `archive/`, for the trimmer to remove a chunk at a time.
         db.set_wal_ttl_seconds(super::wal_trim::ARCHIVE_TTL_SECS);

@@ -37,7 +37,8 @@ pub(crate) const ARCHIVE_TTL_SECS: u64 = 20;
 const PAUSE: Duration = Duration::from_millis(5);
 
 /// Whether obsolete WAL files are archived and trimmed (`wal_delete_chunk` above `0B`,
-/// and no WAL recycling, which RocksDB turns off while it archives).
+/// and no WAL recycling: RocksDB turns recycling off while it archives, and recycled
+/// files are never deleted).
 pub(crate) fn enabled(config: &Config) -> bool {
     config.wal_delete_chunk.bytes() > 0 && config.wal_recycle_files == 0
 }
