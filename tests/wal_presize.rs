@@ -9,9 +9,8 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use common::ents;
-use rocklog::{ByteSize, Config, Entry, LogStore};
+use common::{ents, large};
+use rocklog::{Config, LogStore};
 
 /// The newest WAL file in `dir`: its path, size and allocated bytes.
 fn newest_wal(dir: &Path) -> (PathBuf, u64, u64) {
@@ -27,18 +26,10 @@ fn newest_wal(dir: &Path) -> (PathBuf, u64, u64) {
     (newest, meta.len(), meta.blocks() * 512)
 }
 
-/// A 1 MiB memtable, so that a few MiB of appends switch WAL files several times; every
-/// WAL file new (a reused one is full-sized already: `tests/wal_recycle.rs`).
+/// [`common::wal_switching`]: every WAL file new (a reused one is full-sized already:
+/// `tests/wal_recycle.rs`).
 fn config(dir: &Path, presize: bool) -> Config {
-    let mut config = Config::new(dir);
-    config.write_buffer_size = ByteSize::mib(1);
-    config.wal_presize = presize;
-    config.wal_recycle_files = 0;
-    config
-}
-
-fn large(range: std::ops::Range<u64>) -> Vec<Entry> {
-    range.map(|i| Entry::new(i, 1, Bytes::from(vec![(i % 251) as u8; 64 << 10]))).collect()
+    Config { wal_presize: presize, ..common::wal_switching(dir) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,11 +49,11 @@ async fn each_new_wal_file_is_presized_to_its_reserved_space() {
     let mut next = 1;
     for _ in 0..3 {
         for _ in 0..24 {
-            store.group(2).append(&large(next..next + 1)).await.unwrap();
+            store.group(2).append(&large(next..next + 1, 1)).await.unwrap();
             next += 1;
         }
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        store.group(2).append(&large(next..next + 1)).await.unwrap();
+        store.group(2).append(&large(next..next + 1, 1)).await.unwrap();
         next += 1;
     }
     let presized = store.stats().wal_files_presized;

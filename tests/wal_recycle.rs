@@ -13,20 +13,13 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use rocklog::{ByteSize, Config, Entry, LogId, LogStore};
+use common::large;
+use rocklog::{Config, LogId, LogStore};
 
-/// A 1 MiB memtable, so that a few MiB of appends switch WAL files many times and make
-/// the old ones obsolete.
+/// [`common::wal_switching`] with `recycle` WAL files kept for reuse: a few MiB of
+/// appends switch WAL files many times and make the old ones obsolete.
 fn config(dir: &Path, recycle: usize) -> Config {
-    let mut config = Config::new(dir);
-    config.write_buffer_size = ByteSize::mib(1);
-    config.wal_recycle_files = recycle;
-    config
-}
-
-fn large(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
-    range.map(|i| Entry::new(i, term, Bytes::from(vec![(i % 251) as u8; 64 << 10]))).collect()
+    Config { wal_recycle_files: recycle, ..common::wal_switching(dir) }
 }
 
 /// How many times RocksDB's info log says it reused a WAL file in this open.

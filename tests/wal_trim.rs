@@ -12,8 +12,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use rocklog::{ByteSize, Config, Entry, LogStore};
+use common::large;
+use rocklog::{ByteSize, Config, LogStore};
 
 /// WAL files (`NNNNNN.log`) directly in `dir`.
 fn wal_files(dir: &Path) -> Vec<String> {
@@ -27,24 +27,16 @@ fn wal_files(dir: &Path) -> Vec<String> {
     }
 }
 
-/// A 1 MiB memtable, so that a few MiB of appends switch WAL files several times.
+/// [`common::wal_switching`]: obsolete WAL files are archived, not reused.
 fn config(dir: &Path, chunk: ByteSize) -> Config {
-    let mut config = Config::new(dir);
-    config.write_buffer_size = ByteSize::mib(1);
-    config.wal_delete_chunk = chunk;
-    config.wal_recycle_files = 0;
-    config
-}
-
-fn large(range: std::ops::Range<u64>) -> Vec<Entry> {
-    range.map(|i| Entry::new(i, 1, Bytes::from(vec![(i % 251) as u8; 64 << 10]))).collect()
+    Config { wal_delete_chunk: chunk, ..common::wal_switching(dir) }
 }
 
 /// Appends 8 MiB to group 1 (several memtable flushes, each making a WAL file obsolete)
 /// and flushes the rest, then waits up to `within` for `done` to hold of the directory.
 async fn fill_and_wait(store: &LogStore, dir: &Path, within: Duration, done: impl Fn(&Path) -> bool) -> bool {
     for i in 0..128 {
-        store.group(1).append(&large(i + 1..i + 2)).await.unwrap();
+        store.group(1).append(&large(i + 1..i + 2, 1)).await.unwrap();
     }
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -125,7 +117,7 @@ async fn checkpoints_succeed_while_wal_files_are_trimmed() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                store.group(1).append(&large(i..i + 1)).await.unwrap();
+                store.group(1).append(&large(i..i + 1, 1)).await.unwrap();
             }
         })
     };

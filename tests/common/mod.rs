@@ -30,6 +30,19 @@ pub fn ents(range: Range<u64>, term: u64) -> Vec<Entry> {
     range.map(|i| Entry::new(i, term, format!("entry {i} of term {term}"))).collect()
 }
 
+/// Entries `range` in `term` of 64 KiB each (payload bytes derived from the index): a
+/// few of them fill a 1 MiB memtable ([`wal_switching`]).
+pub fn large(range: Range<u64>, term: u64) -> Vec<Entry> {
+    range.map(|i| Entry::new(i, term, vec![(i % 251) as u8; 64 << 10])).collect()
+}
+
+/// A 1 MiB memtable, so that a few MiB of appends switch WAL files several times, and
+/// no WAL file reused (`wal_recycle_files = 0`), so that each is new: the WAL tests start
+/// from this and set what they test.
+pub fn wal_switching(dir: &Path) -> Config {
+    Config { write_buffer_size: rocklog::ByteSize::mib(1), wal_recycle_files: 0, ..Config::new(dir) }
+}
+
 /// The (index, term) pairs of a group's whole log.
 pub fn ids(store: &LogStore, group: u64) -> Vec<(u64, u64)> {
     store.group(group).entries(.., None).unwrap().iter().map(|e| (e.index, e.term)).collect()
