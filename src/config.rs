@@ -8,7 +8,7 @@
 //! linger = "0s"
 //! adaptive_batching = true
 //! pipelined_sync = true
-//! inline_commits = true        # false: blocking writes always go through the writer thread
+//! inline_commits = true        # false: every write goes through the writer thread
 //! channel_capacity = 1024
 //! max_entry_bytes = "16MiB"
 //! write_buffer_size = "64MiB"
@@ -106,14 +106,19 @@ pub struct Config {
     /// like any Raft leader's entries before they are durable. A batch of one write is
     /// synced inline, so a lone writer's latency is unchanged. Default: true.
     pub pipelined_sync: bool,
-    /// A blocking write ([`BlockingGroup`](crate::BlockingGroup),
-    /// [`LogStore::flush_blocking`](crate::LogStore::flush_blocking)) commits on the
-    /// caller's own thread when the writer is idle: nothing is queued and the last batch
-    /// held at most one command. A lone caller on a thread then waits for no thread
-    /// wake-up, only for its write and fsync; a busy engine still batches on the writer
-    /// thread. Off: every commit runs on the writer thread. Has no effect with a non-zero
-    /// `linger`, nor on async writes (an fsync must not hold a runtime's worker).
-    /// Default: true.
+    /// A write commits on the caller's own thread when the writer is idle: nothing is
+    /// queued, the last batch held at most one command and no fsync is under way. A lone
+    /// caller then waits for no thread wake-up, only for its write and fsync; a busy
+    /// engine still batches on the writer thread. This applies to blocking writes
+    /// ([`BlockingGroup`](crate::BlockingGroup),
+    /// [`LogStore::flush_blocking`](crate::LogStore::flush_blocking)), and to awaited
+    /// async writes (not [`Group::append_then`](crate::Group::append_then)) made on a
+    /// multi-threaded tokio runtime: those commit inside
+    /// [`tokio::task::block_in_place`], so the worker's other tasks move to another thread
+    /// for the fsync, but futures joined with the write *in the same task* (`join!`,
+    /// `select!`) wait for it. On a current-thread runtime async writes always go through
+    /// the writer. Off: every commit runs on the writer thread. Has no effect with a
+    /// non-zero `linger`. Default: true.
     pub inline_commits: bool,
     /// Commands that may wait for the writer. When full, writers wait (backpressure)
     /// instead of queueing without bound. Default: 1024.

@@ -230,46 +230,6 @@ fn flush_blocking_fsyncs_buffered_appends_once() {
     assert!(matches!(closed.flush_blocking(), Err(Error::Closed)));
 }
 
-/// A lone blocking caller commits on its own thread while the writer idles
-/// (`Config::inline_commits`): each append is one commit and one fsync, with no trip
-/// through the writer. The controls: with the setting off, and for async appends, no
-/// commit runs inline.
-#[test]
-fn a_lone_blocking_caller_commits_on_its_own_thread() {
-    const APPENDS: u64 = 50;
-    let inline_commits = |config: Config, blocking: bool| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::start(Config { path: dir.path().into(), ..config }).unwrap();
-        let g = store.group(1);
-        // The first call may come before the writer thread runs: it goes through the
-        // channel, as every call does until then.
-        g.blocking().append(&ents(1..2, 1)).unwrap();
-        let before = store.stats();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        for i in 2..=APPENDS {
-            if blocking {
-                g.blocking().append(&ents(i..i + 1, 1)).unwrap();
-            } else {
-                runtime.block_on(g.append(&ents(i..i + 1, 1))).unwrap();
-            }
-        }
-        let after = store.stats();
-        assert_eq!(after.commits - before.commits, APPENDS - 1);
-        assert_eq!(after.syncs - before.syncs, APPENDS - 1, "one fsync per lone append");
-        drop((g, store));
-        assert_eq!(ids(&open(dir.path()), 1), (1..=APPENDS).map(|i| (i, 1)).collect::<Vec<_>>());
-        after.inline_commits - before.inline_commits
-    };
-    assert_eq!(inline_commits(Config::default(), true), APPENDS - 1);
-    assert_eq!(inline_commits(Config { inline_commits: false, ..Config::default() }, true), 0);
-    assert_eq!(inline_commits(Config::default(), false), 0, "async appends never commit inline");
-    assert_eq!(
-        inline_commits(Config { linger: Duration::from_micros(100), ..Config::default() }, true),
-        0,
-        "a linger asks for batches on the writer"
-    );
-}
-
 /// A blocking call never overtakes a command sent before it that the writer has drained
 /// but not committed yet: it goes through the channel, behind that command. Were it
 /// committed inline, its append (index 2) would find a gap before it and be refused.

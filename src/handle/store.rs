@@ -217,9 +217,15 @@ impl LogStore {
     /// Sends one write and waits for its durable outcome.
     pub(crate) async fn write(&self, group: u64, op: Op) -> Result<()> {
         self.shared().check_poison()?;
+        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         let (reply, rx) = oneshot::channel();
         let reply = Reply::Channel(reply);
-        self.send(Command::Write { group, op, reply, visible: None, enqueued: Instant::now() }).await?;
+        let command = Command::Write { group, op, reply, visible: None, enqueued: Instant::now() };
+        if let Err(command) = self.inner.committer.try_commit_in_task(command) {
+            let sending = self.inner.committer.sending();
+            tx.send_async(command).await.map_err(|_| Error::Closed)?;
+            sending.sent();
+        }
         self.reply(rx).await
     }
 

@@ -189,7 +189,7 @@ impl Core {
     /// fsyncs and answers here if the OS cannot start that thread.
     fn hand_to_syncer(&mut self, job: Job) {
         if self.syncer.is_none() {
-            match Syncer::start(Arc::clone(&self.shared)) {
+            match Syncer::start(Arc::clone(&self.shared), Arc::clone(&self.syncing)) {
                 Ok(s) => self.syncer = Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start the rocklog syncer thread; syncing inline");

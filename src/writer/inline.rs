@@ -1,14 +1,21 @@
 //! Committing on the caller's thread while the writer is idle.
 //!
-//! A lone caller on an OS thread pays two thread wake-ups per append besides the fsync:
-//! the writer's, when the command lands in its channel, and its own, when the writer
-//! answers. On a virtual machine each wakes an idle vCPU, and together they cost about as
-//! much as the write path itself. So the write side's state ([`Core`]) sits behind a lock
-//! shared by the writer thread and the handles, and a blocking call
-//! ([`BlockingGroup`](crate::BlockingGroup), [`LogStore::flush_blocking`](crate::LogStore::flush_blocking))
-//! whose writer is idle takes that lock and runs the commit itself: the same staging,
-//! write, fsync and answers, on its own thread. That is RocksDB's own write-group
-//! leader, reduced to the one case it pays off in.
+//! A lone caller pays two thread wake-ups per append besides the fsync: the writer's,
+//! when the command lands in its channel, and its own, when the writer answers. On a
+//! virtual machine each wakes an idle vCPU, and together they cost about as much as the
+//! write path itself. So the write side's state ([`Core`]) sits behind a lock shared by
+//! the writer thread and the handles, and a caller whose writer is idle takes that lock
+//! and runs the commit itself: the same staging, write, fsync and answers, on its own
+//! thread. That is RocksDB's own write-group leader, reduced to the one case it pays off
+//! in. Two kinds of caller do so:
+//! - a blocking call ([`BlockingGroup`](crate::BlockingGroup),
+//!   [`LogStore::flush_blocking`](crate::LogStore::flush_blocking)), on its own thread;
+//! - an async write ([`Group::append`](crate::Group::append) and the other awaited writes
+//!   but `append_then`) on a multi-threaded tokio runtime, inside
+//!   [`tokio::task::block_in_place`]: tokio first hands the worker's other tasks to
+//!   another thread, so they keep running during the fsync. On a current-thread runtime
+//!   (where `block_in_place` panics) or with no runtime, async writes always go through
+//!   the writer.
 //!
 //! A call commits inline only when all of these hold (checked under the lock):
 //! - the writer is running and has not begun to stop (`Core::active`): until it runs,
@@ -16,8 +23,9 @@
 //! - no command is pending: none sits in the channel or in a batch the writer has drained
 //!   but not committed (`pending`), so an inline commit never overtakes one sent before
 //!   it;
-//! - the last batch held at most one command: a busy engine keeps batching on the writer
-//!   thread, where commands that queue behind one fsync share the next;
+//! - the last batch held at most one command, and no batch waits for the syncer's fsync:
+//!   a busy engine keeps batching on the writer thread, where commands that queue behind
+//!   one fsync share the next;
 //! - [`Config::inline_commits`](crate::Config::inline_commits) is on and
 //!   [`Config::linger`](crate::Config::linger) is zero (a linger asks for fuller batches).
 //!
@@ -27,7 +35,7 @@
 //! writer's next batch.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::Core;
 use super::command::Command;
@@ -40,11 +48,23 @@ pub(crate) struct Committer {
     pending: AtomicUsize,
     /// `Config::inline_commits` with a zero linger.
     enabled: bool,
+    /// Commands in the last batch committed, as a hint read without the lock; the writer
+    /// sets it under the lock, and [`Committer::try_commit`] checks it there.
+    last_batch: AtomicUsize,
+    /// The core's count of batches waiting for the syncer's fsync.
+    syncing: Arc<AtomicUsize>,
 }
 
 impl Committer {
     pub(super) fn new(core: Core, enabled: bool) -> Self {
-        Committer { core: Mutex::new(core), pending: AtomicUsize::new(0), enabled }
+        let syncing = Arc::clone(&core.syncing);
+        Committer {
+            core: Mutex::new(core),
+            pending: AtomicUsize::new(0),
+            enabled,
+            last_batch: AtomicUsize::new(0),
+            syncing,
+        }
     }
 
     /// The state, for the writer thread; `None` if a thread panicked while committing
@@ -53,9 +73,19 @@ impl Committer {
         self.core.lock().ok()
     }
 
-    /// `n` commands the writer drained were committed.
+    /// `n` commands the writer drained were committed, as one batch.
     pub(super) fn committed(&self, n: usize) {
+        self.last_batch.store(n, Ordering::Release);
         self.pending.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Whether an inline commit may happen now, judged without the lock (a hint: the
+    /// lock holder decides).
+    fn may_commit(&self) -> bool {
+        self.enabled
+            && self.pending.load(Ordering::Acquire) == 0
+            && self.last_batch.load(Ordering::Acquire) <= 1
+            && self.syncing.load(Ordering::Acquire) == 0
     }
 
     /// No caller commits inline any more; stops the syncer after it answered what it
@@ -76,22 +106,39 @@ impl Committer {
     }
 
     /// Commits `command` on the calling thread if the writer is idle (module docs), and
-    /// answers it as the writer would; gives it back otherwise, to be sent.
+    /// answers it as the writer would; gives it back otherwise, to be sent. Under the
+    /// lock nothing is syncing, so the commit fsyncs here: it is never pipelined.
     pub fn try_commit(&self, command: Command) -> Result<(), Command> {
-        if !self.enabled || self.pending.load(Ordering::Acquire) != 0 {
+        if !self.may_commit() {
             return Err(command);
         }
         let mut core = match self.core.try_lock() {
             Ok(core) => core,
             Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(command),
         };
-        if !core.active || core.last_batch > 1 || self.pending.load(Ordering::Acquire) != 0 {
+        if !core.active || !self.may_commit() {
             return Err(command);
         }
         core.commit(vec![command]);
-        core.last_batch = 1;
+        self.last_batch.store(1, Ordering::Release);
         crate::shared::Counters::add(&core.shared.stats.inline_commits, 1);
         Ok(())
+    }
+
+    /// [`Committer::try_commit`] for an async caller: on a multi-threaded tokio runtime
+    /// the commit runs inside [`tokio::task::block_in_place`], which first hands the
+    /// worker's other tasks to another thread. Elsewhere (a current-thread runtime, where
+    /// `block_in_place` would panic, or no runtime) it gives the command back.
+    pub fn try_commit_in_task(&self, command: Command) -> Result<(), Command> {
+        if !self.may_commit() {
+            return Err(command);
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.try_commit(command))
+            }
+            _ => Err(command),
+        }
     }
 }
 

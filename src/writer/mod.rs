@@ -38,6 +38,7 @@ mod syncer;
 mod wal;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use flume::Receiver;
@@ -78,11 +79,11 @@ pub(crate) struct Core {
     wal: Wal,
     /// The fsync thread of pipelined commits, once one was needed.
     syncer: Option<Syncer>,
+    /// Batches handed to the syncer and not answered yet; read without the lock by
+    /// callers deciding whether to commit inline.
+    syncing: Arc<AtomicUsize>,
     /// The writer is running and has not stopped: only then may a caller commit inline.
     active: bool,
-    /// Commands in the last batch committed: a caller commits inline only after a batch of
-    /// at most one, so a busy engine keeps batching on the writer thread.
-    last_batch: usize,
 }
 
 impl std::fmt::Debug for Writer {
@@ -103,8 +104,14 @@ impl Writer {
         let presizer = config.wal_presize.then(|| WalPresizer::new(&config.path));
         let wal = Wal::new(config.durability, presizer);
         let inline = config.inline_commits && config.linger.is_zero();
-        let core =
-            Core { shared: Arc::clone(&shared), groups, wal, syncer: None, active: false, last_batch: 0 };
+        let core = Core {
+            shared: Arc::clone(&shared),
+            groups,
+            wal,
+            syncer: None,
+            syncing: Arc::default(),
+            active: false,
+        };
         let committer = Arc::new(Committer::new(core, inline));
         (Writer { rx, shared, committer: Arc::clone(&committer), limits }, committer)
     }
@@ -160,7 +167,6 @@ impl Writer {
             // stop, failing what is queued (`Drop`).
             let Some(mut core) = self.committer.lock() else { break };
             core.commit(batch.msgs);
-            core.last_batch = waiters;
             if shutdown {
                 core.active = false;
             }

@@ -40,10 +40,10 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    /// Starts the thread. Fails when the OS cannot start one.
-    pub fn start(shared: Arc<Shared>) -> std::io::Result<Syncer> {
+    /// Starts the thread, which counts the batches handed over and not yet answered in
+    /// `in_flight`. Fails when the OS cannot start one.
+    pub fn start(shared: Arc<Shared>, in_flight: Arc<AtomicUsize>) -> std::io::Result<Syncer> {
         let (tx, rx) = flume::unbounded();
-        let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&in_flight);
         let thread = std::thread::Builder::new()
             .name("rocklog-syncer".into())
