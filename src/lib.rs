@@ -7,7 +7,9 @@
 //! - One **writer** owns the write side. Appends, truncates, purges and hard-state saves
 //!   from every group queue on a bounded channel and are *group-committed*: one RocksDB
 //!   `WriteBatch` and one fsync carry everything queued, and every waiter is answered only
-//!   after that sync. Under load, one fsync serves many proposers.
+//!   after that sync. Under load, one fsync serves many proposers; a lone caller finding
+//!   the writer idle commits on its own thread instead, saving two thread wake-ups
+//!   ([`Config::inline_commits`]).
 //! - Cloneable **handles** ([`LogStore`], [`Group`]) read straight from RocksDB. Writes
 //!   are async; a caller on its own OS threads uses [`Group::blocking`] instead.
 //!

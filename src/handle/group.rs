@@ -65,6 +65,11 @@ impl Group {
     /// [`Error::BelowPurgeBoundary`], [`Error::BelowFirstIndex`], [`Error::TermRegression`]
     /// or [`Error::EntryTooLarge`]; and with [`Error::Poisoned`], [`Error::WriteFailed`] or
     /// [`Error::Closed`] when the engine cannot write.
+    ///
+    /// On a multi-threaded tokio runtime, an append made while the writer is idle commits
+    /// on the calling thread inside [`tokio::task::block_in_place`]
+    /// ([`Config::inline_commits`](crate::Config::inline_commits)); so do the other
+    /// awaited writes. Futures joined with it in the same task wait for its fsync.
     pub async fn append(&self, entries: &[Entry]) -> Result<()> {
         self.store.write(self.id, Op::append(entries)).await
     }
