@@ -125,38 +125,49 @@ fn an_async_inline_commit_leaves_the_workers_other_tasks_running() {
     assert_eq!(ran, 0, "control: blocking appends on the worker starve its other task");
 }
 
-/// An async append never overtakes a command sent before it that the writer has drained
-/// but not committed yet: it goes through the channel, behind that command. Were it
-/// committed inline, its append (index 2) would find a gap before it and be refused.
+/// A lone call never overtakes a command sent before it that the writer has drained but
+/// not committed yet: it goes through the channel, behind that command. Were it committed
+/// inline, its append (index 2) would find a gap before it and be refused. The control:
+/// with nothing held or queued, the same caller's lone appends commit inline again.
 #[test]
-fn an_async_append_never_overtakes_a_drained_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let g = store.group(1);
-    store.group(2).blocking().append(&ents(1..2, 1)).unwrap();
-    store.inject_drained_hold(Duration::from_millis(300));
-    // The first append goes through the writer: async, on a current-thread runtime.
-    let first = std::thread::spawn({
-        let g = g.clone();
-        move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            runtime.block_on(g.append(&ents(1..2, 1)))
-        }
-    });
-    // The writer drains the first append, then holds it uncommitted for 300 ms.
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!g.exists(), "the first append is held, not committed");
-    let inline = store.stats().inline_commits;
-    let runtime = multi_thread(2);
-    runtime.block_on(g.append(&ents(2..3, 1))).unwrap();
-    first.join().unwrap().unwrap();
-    assert_eq!(store.stats().inline_commits, inline, "the second append went through the writer");
-    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1)]);
+fn a_lone_call_never_overtakes_a_drained_command() {
+    for caller in [Caller::Blocking, Caller::MultiThread] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let g = store.group(1);
+        store.group(2).blocking().append(&ents(1..2, 1)).unwrap();
+        store.inject_drained_hold(Duration::from_millis(300));
+        // The first append goes through the writer: async, on a current-thread runtime.
+        let first = std::thread::spawn({
+            let g = g.clone();
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(g.append(&ents(1..2, 1)))
+            }
+        });
+        // The writer drains the first append, then holds it uncommitted for 300 ms.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!g.exists(), "the first append is held, not committed");
+        let inline = store.stats().inline_commits;
+        let runtime = multi_thread(2);
+        let append = |range: std::ops::Range<u64>| match caller {
+            Caller::Blocking => g.blocking().append(&ents(range, 1)),
+            _ => runtime.block_on(g.append(&ents(range, 1))),
+        };
+        append(2..3).unwrap();
+        first.join().unwrap().unwrap();
+        assert_eq!(
+            store.stats().inline_commits,
+            inline,
+            "{caller:?}: the second append went through the writer"
+        );
+        assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1)]);
 
-    // Control: with nothing held or queued, lone async appends commit inline again
-    // (after one more trip through the writer, whose last batch was the second append).
-    store.inject_drained_hold(Duration::ZERO);
-    runtime.block_on(g.append(&ents(3..4, 1))).unwrap();
-    runtime.block_on(g.append(&ents(4..5, 1))).unwrap();
-    assert!(store.stats().inline_commits > inline);
+        // Control (after one more trip through the writer, whose last batch was the
+        // second append).
+        store.inject_drained_hold(Duration::ZERO);
+        append(3..4).unwrap();
+        append(4..5).unwrap();
+        assert!(store.stats().inline_commits > inline, "{caller:?}");
+    }
 }
