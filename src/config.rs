@@ -116,9 +116,9 @@ pub struct Config {
     /// multi-threaded tokio runtime: those commit inside
     /// [`tokio::task::block_in_place`], so the worker's other tasks move to another thread
     /// for the fsync, but futures joined with the write *in the same task* (`join!`,
-    /// `select!`), and a `LocalSet`'s other tasks, wait for it. On a current-thread runtime async writes always go through
-    /// the writer. Off: every commit runs on the writer thread. Has no effect with a
-    /// non-zero `linger`. Default: true.
+    /// `select!`), and a `LocalSet`'s other tasks, wait for it. On a current-thread
+    /// runtime async writes always go through the writer. Off: every commit runs on the
+    /// writer thread. Has no effect with a non-zero `linger`. Default: true.
     pub inline_commits: bool,
     /// Commands that may wait for the writer. When full, writers wait (backpressure)
     /// instead of queueing without bound. Default: 1024.

@@ -214,17 +214,15 @@ impl LogStore {
         Ok(())
     }
 
-    /// Sends one write and waits for its durable outcome.
+    /// Commits one write on this thread if the writer is idle (see
+    /// [`Committer::try_commit_in_task`]), or sends it; waits for its durable outcome.
     pub(crate) async fn write(&self, group: u64, op: Op) -> Result<()> {
         self.shared().check_poison()?;
-        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         let (reply, rx) = oneshot::channel();
         let reply = Reply::Channel(reply);
         let command = Command::Write { group, op, reply, visible: None, enqueued: Instant::now() };
         if let Err(command) = self.inner.committer.try_commit_in_task(command) {
-            let sending = self.inner.committer.sending();
-            tx.send_async(command).await.map_err(|_| Error::Closed)?;
-            sending.sent();
+            self.send(command).await?;
         }
         self.reply(rx).await
     }

@@ -12,9 +12,9 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 /// Sound only for futures that need no runtime to make progress: rocklog's write futures
 /// either commit on the calling thread (`Config::inline_commits`; already inside
 /// `block_in_place` here, so tokio lets them nest) or wait on the writer's OS thread
-/// through channels, never on a timer, socket or task of the caller's runtime. On a multi-threaded runtime the wait is wrapped in
-/// [`tokio::task::block_in_place`] so the worker's other tasks are moved off the blocked
-/// thread. The future runs [`unconstrained`](tokio::task::coop::unconstrained): on a
+/// through channels, never on a timer, socket or task of the caller's runtime. On a
+/// multi-threaded runtime the wait is wrapped in [`tokio::task::block_in_place`] so the
+/// worker's other tasks are moved off the blocked thread. The future runs [`unconstrained`](tokio::task::coop::unconstrained): on a
 /// runtime thread, tokio's cooperative budget belongs to the task that called us and,
 /// once spent, would make every poll return `Pending` until that task yields, which it
 /// cannot while it waits here.
