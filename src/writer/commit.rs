@@ -9,7 +9,10 @@
 //!   several writers, so that its fsync overlaps the next batch's staging and writing);
 //! - *publish*: the groups' new state becomes visible to readers, only after the write;
 //! - *answer*: every waiter hears its outcome, or, for a pipelined batch, its callers hear
-//!   "visible" and the syncer answers after the fsync.
+//!   "visible" and the syncer answers after the fsync. A synced batch's answers come back
+//!   as [`Answers`], delivered by the committer once it has let go of the write side's
+//!   lock: a caller woken by its answer then finds the writer idle and may commit its next
+//!   write inline.
 //!
 //! The accounting of a commit (metrics and stats) is [`Tally`], in one place.
 
@@ -113,19 +116,48 @@ fn stage_all(staging: &mut Staging<'_>, shared: &Shared, msgs: Vec<Command>) -> 
     staged
 }
 
+/// The outcomes of a committed batch, to deliver with [`Answers::send`] once the committer
+/// has released the write side's lock. Dropping them unsent drops the replies (callers
+/// see [`Error::Closed`]).
+#[must_use = "the callers wait for these answers"]
+pub(crate) struct Answers {
+    shared: Arc<Shared>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Answers {
+    /// Nothing to answer: the batch was answered already, or its answers went to the
+    /// syncer.
+    fn none(shared: &Arc<Shared>) -> Self {
+        Answers { shared: Arc::clone(shared), outcomes: Vec::new() }
+    }
+
+    /// Answers every caller of the batch.
+    pub fn send(self) {
+        let now = Instant::now();
+        for o in self.outcomes {
+            o.finish(&self.shared.metrics, now);
+        }
+    }
+}
+
 impl Core {
     /// Commits one batch (see the module docs), on the writer thread or, for an inline
-    /// commit, on a blocking caller's.
-    pub(super) fn commit(&mut self, msgs: Vec<Command>) {
+    /// commit, on a caller's; returns the answers still to send.
+    pub(super) fn commit(&mut self, msgs: Vec<Command>) -> Answers {
         let shared = Arc::clone(&self.shared);
         let Ok(db) = shared.db() else {
-            return reply_all(msgs, || Err(Error::Closed));
+            reply_all(msgs, || Err(Error::Closed));
+            return Answers::none(&shared);
         };
 
         // Stage.
         let mut staging = match Staging::new(&db, &self.groups, shared.config.max_entry_bytes.bytes()) {
             Ok(s) => s,
-            Err(e) => return reply_all(msgs, || Err(Error::WriteFailed(e.to_string()))),
+            Err(e) => {
+                reply_all(msgs, || Err(Error::WriteFailed(e.to_string())));
+                return Answers::none(&shared);
+            }
         };
         let Staged { mut outcomes, tally, flush } = stage_all(&mut staging, &shared, msgs);
         let (batch, changes) = staging.into_changes();
@@ -174,15 +206,12 @@ impl Core {
                 o.tell_visible();
             }
             self.hand_to_syncer(Job { outcomes, written_at: wrote.then_some(started) });
-            return;
+            return Answers::none(&shared);
         }
         if matches!(written, Ok(fsynced) if wrote || fsynced) {
             shared.metrics.commit_duration.record(started.elapsed());
         }
-        let now = Instant::now();
-        for o in outcomes {
-            o.finish(&shared.metrics, now);
-        }
+        Answers { shared, outcomes }
     }
 
     /// Gives a written batch's waiters to the syncer thread (started on first use), or

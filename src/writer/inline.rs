@@ -119,9 +119,11 @@ impl Committer {
         if !core.active || !self.may_commit() {
             return Err(command);
         }
-        core.commit(vec![command]);
+        let answers = core.commit(vec![command]);
         self.last_batch.store(1, Ordering::Release);
         crate::shared::Counters::add(&core.shared.stats.inline_commits, 1);
+        drop(core);
+        answers.send();
         Ok(())
     }
 

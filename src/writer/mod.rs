@@ -166,12 +166,15 @@ impl Writer {
             // A caller that panicked while committing inline left the state unknown:
             // stop, failing what is queued (`Drop`).
             let Some(mut core) = self.committer.lock() else { break };
-            core.commit(batch.msgs);
+            let answers = core.commit(batch.msgs);
             if shutdown {
                 core.active = false;
             }
             self.committer.committed(waiters);
             drop(core);
+            // Answered only now, so that a caller woken by its answer finds the writer
+            // idle and may commit its next write inline.
+            answers.send();
             if shared.config.adaptive_batching {
                 refill = Refill::after(waiters, started.elapsed());
             }
