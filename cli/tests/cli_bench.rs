@@ -27,7 +27,21 @@ fn bench_json_has_every_field_for_every_backend() {
     }
     expected.extend(["rocksdb-sync", "raw-prealloc", "raw-batched"]);
     assert_eq!(backends, expected);
+    // The disk's own count is there exactly when the directory's device has counters.
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(dir.path()).unwrap());
+    let counted = std::path::Path::new(&format!(
+        "/sys/dev/block/{}:{}/stat",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    ))
+    .exists();
     for row in &rows {
+        match row["disk_amp"].as_f64() {
+            Some(v) => {
+                assert!(counted && v.is_finite() && v >= 0.0, "disk_amp = {v}, device counted: {counted}");
+            }
+            None => assert!(!counted && row.get("disk_amp").is_none(), "disk_amp missing in {row}"),
+        }
         for field in [
             "entries_per_sec",
             "mib_per_sec",

@@ -78,6 +78,8 @@ pub struct Measured {
     pub syncs: u64,
     pub cpu: Duration,
     pub write_bytes: u64,
+    /// Bytes the data directory's disk wrote, where it has counters.
+    pub disk_write_bytes: Option<u64>,
     pub peak_rss: u64,
     pub purges: Vec<Duration>,
     pub reads: u64,
@@ -114,7 +116,13 @@ struct Shared {
 /// Runs `w` against `backend` and measures it. The backend is closed afterwards.
 // One run read top to bottom: checks, tasks, measurement.
 #[allow(clippy::too_many_lines)]
-pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Result<Measured, BoxError> {
+/// `disk` is the data directory's block device, whose written bytes are measured too.
+pub async fn run(
+    backend: Backend,
+    w: &Workload,
+    progress: Arc<Progress>,
+    disk: Option<&sys::Disk>,
+) -> Result<Measured, BoxError> {
     if w.groups < w.proposers {
         return Err(format!(
             "{}: {} groups for {} proposers: each proposer needs its own group",
@@ -130,7 +138,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         progress,
     });
     sys::reset_peak_rss();
-    let before = sys::sample();
+    let before = sys::sample(disk);
     let syncs_before = shared.backend.syncs();
     let sst_before = shared.backend.sst_bytes();
     let started = Instant::now();
@@ -216,7 +224,7 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         Some(s) => s.await?,
         None => Vec::new(),
     };
-    let after = sys::sample();
+    let after = sys::sample(disk);
     let syncs = shared.backend.syncs() - syncs_before;
     let sst_bytes = shared
         .backend
@@ -236,6 +244,10 @@ pub async fn run(backend: Backend, w: &Workload, progress: Arc<Progress>) -> Res
         syncs,
         cpu: after.cpu.saturating_sub(before.cpu),
         write_bytes: after.write_bytes.saturating_sub(before.write_bytes),
+        disk_write_bytes: after
+            .disk_write_bytes
+            .zip(before.disk_write_bytes)
+            .map(|(a, b)| a.saturating_sub(b)),
         peak_rss,
         purges,
         reads,

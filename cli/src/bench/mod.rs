@@ -494,7 +494,8 @@ async fn run_one(
             }
         })
     };
-    let result = driver::run(backend, w, progress).await;
+    let disk = sys::Disk::of(dir);
+    let result = driver::run(backend, w, progress, disk.as_ref()).await;
     ticker.abort();
     bar.finish_and_clear();
     result

@@ -24,6 +24,11 @@ pub struct Summary {
     pub entries_per_commit: f64,
     pub cpu_us_per_entry: f64,
     pub write_amp: f64,
+    /// Bytes the data directory's disk wrote per payload byte: what reached the device,
+    /// the filesystem's journal included, where the device has counters. `write_amp` is
+    /// what the kernel counted as dirtied by the process, which can be more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_amp: Option<f64>,
     pub peak_rss_bytes: u64,
     pub rounds: usize,
     /// Purge rounds (W5): median and worst duration of purging every group, ms.
@@ -85,7 +90,7 @@ fn us(nanos: u64) -> f64 {
     nanos as f64 / 1000.0
 }
 
-fn one(m: &Measured) -> [f64; 12] {
+fn one(m: &Measured) -> [f64; 13] {
     let secs = m.elapsed.as_secs_f64().max(1e-9);
     let entries = m.entries.max(1) as f64;
     [
@@ -105,6 +110,7 @@ fn one(m: &Measured) -> [f64; 12] {
         } else {
             us(m.latency_during_purge.value_at_quantile(0.99))
         },
+        m.disk_write_bytes.map_or(f64::NAN, |b| b as f64 / m.payload_bytes.max(1) as f64),
     ]
 }
 
@@ -140,7 +146,7 @@ pub fn summarize(
 ) -> Vec<Summary> {
     runs.iter()
         .map(|(kind, measured)| {
-            let figures: Vec<[f64; 12]> = measured.iter().map(one).collect();
+            let figures: Vec<[f64; 13]> = measured.iter().map(one).collect();
             let col = |i: usize| median(figures.iter().map(|f| f[i]).filter(|x| !x.is_nan()).collect());
             let purges: Vec<f64> =
                 measured.iter().flat_map(|m| m.purges.iter().map(|d| d.as_secs_f64() * 1e3)).collect();
@@ -159,6 +165,7 @@ pub fn summarize(
                 entries_per_commit: col(7),
                 cpu_us_per_entry: col(8),
                 write_amp: col(9),
+                disk_amp: measured.iter().any(|m| m.disk_write_bytes.is_some()).then(|| col(12)),
                 peak_rss_bytes: median_u64(measured.iter().map(|m| m.peak_rss).collect()),
                 rounds,
                 purge_ms_p50: has_purges.then(|| median(purges.clone())),
@@ -212,7 +219,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
             first.workload, w.proposers, w.groups, w.entry_bytes, w.entries_per_append, first.rounds
         );
         println!(
-            "  {:<27} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8}",
+            "  {:<27} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
             "backend",
             "entries/s",
             "MiB/s",
@@ -224,11 +231,12 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
             "ent/fsync",
             "cpu µs/e",
             "w-amp",
+            "d-amp",
             "RSS MiB"
         );
         for s in rows {
             println!(
-                "  {:<27} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>7.2} {:>8.0}",
+                "  {:<27} {:>11.0} {:>8.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>7.2} {:>7} {:>8.0}",
                 s.backend,
                 s.entries_per_sec,
                 s.mib_per_sec,
@@ -240,6 +248,7 @@ pub fn print_table(all: &[Vec<Summary>], config: &Config) {
                 s.entries_per_commit,
                 s.cpu_us_per_entry,
                 s.write_amp,
+                s.disk_amp.map_or_else(|| "-".to_owned(), |d| format!("{d:.2}")),
                 s.peak_rss_bytes as f64 / 1_048_576.0
             );
             if let (Some(flush), Some(compaction), Some(stall)) = (s.flush_amp, s.compaction_amp, s.stall_ms)
