@@ -56,6 +56,10 @@ counters! {
     /// ([`Config::wal_delete_chunk`](crate::Config::wal_delete_chunk)): about one per
     /// memtable flush, none with that setting off.
     wal_files_trimmed,
+    /// Obsolete SST and blob files the engine removed from `trash/` a chunk at a time
+    /// ([`Config::sst_delete_chunk`](crate::Config::sst_delete_chunk)), none with that
+    /// setting off.
+    sst_files_trimmed,
 }
 
 impl Counters {

@@ -1,42 +1,62 @@
-//! The trimmer: a small thread per engine that removes the WAL files RocksDB archived,
-//! a chunk at a time ([`crate::storage::wal_trim`] says why). It holds only a weak
-//! reference, so it never keeps an engine alive, and it stops within a chunk of the
-//! database closing.
+//! The trimmer: a small thread per engine that removes the WAL files RocksDB archived
+//! and the SST and blob files RocksDB deleted, a chunk at a time
+//! ([`crate::storage::wal_trim`] and [`crate::storage::sst_trash`] say why). It holds
+//! only a weak reference, so it never keeps an engine alive, and it stops within a chunk
+//! of the database closing.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::Shared;
-use crate::storage::wal_trim;
+use crate::storage::{sst_trash, wal_trim};
 
-/// How often the thread looks for archived WAL files: RocksDB archives one per flushed
-/// memtable, at most a few per second.
+/// How often the thread looks for archived WAL files and new or deleted table files:
+/// RocksDB archives one WAL file per flushed memtable, and writes or deletes table files
+/// at most a few times per second.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Starts the thread, if the configuration archives WAL files. If the OS cannot start
-/// it, RocksDB still deletes the archived files itself once they are
-/// [`wal_trim::ARCHIVE_TTL_SECS`] old (with the stall the thread is there to avoid).
-/// Without archiving, RocksDB never looks at `archive/` again: files an earlier open
-/// left there are removed now, at once.
+/// Starts the thread, if the configuration archives WAL files or removes SST and blob
+/// files in chunks. If the OS cannot start it, RocksDB still deletes the archived WAL
+/// files itself once they are [`wal_trim::ARCHIVE_TTL_SECS`] old (with the stall the
+/// thread is there to avoid), and SST and blob files are deleted by RocksDB's `unlink`
+/// alone. What an earlier open left for a setting that is now off is removed now, at
+/// once: without archiving RocksDB never looks at `archive/` again, and nothing looks at
+/// `trash/`.
 pub(crate) fn start(shared: &Arc<Shared>) {
-    if !wal_trim::enabled(&shared.config) {
+    let config = &shared.config;
+    let (wal, sst) = (wal_trim::enabled(config), sst_trash::enabled(config));
+    if !wal {
         let removed = &mut wal_trim::Trimmed::default();
-        if let Err(e) = wal_trim::trim_archive(&shared.config.path, 0, &|| true, &shared.wal_removal, removed)
-        {
+        if let Err(e) = wal_trim::trim_archive(&config.path, 0, &|| true, &shared.wal_removal, removed) {
             tracing::warn!(error = %e, "cannot remove the WAL files an earlier open archived");
         }
+    }
+    if !sst && let Err(e) = sst_trash::empty(&config.path) {
+        tracing::warn!(error = %e, "cannot remove the trash an earlier open left");
+    }
+    if !wal && !sst {
         return;
     }
-    let dir = shared.config.path.clone();
-    let chunk = shared.config.wal_delete_chunk.bytes();
+    let work = Work {
+        dir: config.path.clone(),
+        wal_chunk: wal.then(|| config.wal_delete_chunk.bytes()),
+        sst_chunk: sst.then(|| config.sst_delete_chunk.bytes()),
+    };
     let weak = Arc::downgrade(shared);
     let removal = Arc::clone(&shared.wal_removal);
-    let spawned = std::thread::Builder::new()
-        .name("rocklog-trimmer".into())
-        .spawn(move || run(&weak, &dir, chunk, &removal));
+    let spawned =
+        std::thread::Builder::new().name("rocklog-trimmer".into()).spawn(move || run(&weak, &work, &removal));
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the rocklog WAL trimmer; RocksDB deletes archived WAL files itself");
+        tracing::warn!(error = %e, "cannot start the rocklog trimmer; RocksDB deletes obsolete files itself");
     }
+}
+
+/// What the thread removes: archived WAL files and trashed table files, each with its
+/// chunk size, or not at all (`None`).
+struct Work {
+    dir: std::path::PathBuf,
+    wal_chunk: Option<u64>,
+    sst_chunk: Option<u64>,
 }
 
 /// Whether the engine is still open.
@@ -44,20 +64,30 @@ fn open(weak: &Weak<Shared>) -> bool {
     weak.upgrade().is_some_and(|shared| shared.db().is_ok())
 }
 
-fn run(weak: &Weak<Shared>, dir: &std::path::Path, chunk: u64, removal: &Mutex<()>) {
+fn run(weak: &Weak<Shared>, work: &Work, removal: &Mutex<()>) {
     let mut warned = false;
+    let mut trash = sst_trash::Trash::default();
+    let keep_going = || open(weak);
     while open(weak) {
-        let mut removed = wal_trim::Trimmed::default();
-        let outcome = wal_trim::trim_archive(dir, chunk, &|| open(weak), removal, &mut removed);
-        if removed.files > 0
-            && let Some(shared) = weak.upgrade()
-        {
-            super::Counters::add(&shared.stats.wal_files_trimmed, removed.files);
+        let (mut wal_removed, mut sst_removed) = (wal_trim::Trimmed::default(), wal_trim::Trimmed::default());
+        let mut outcome = Ok(());
+        if let Some(chunk) = work.wal_chunk {
+            outcome = wal_trim::trim_archive(&work.dir, chunk, &keep_going, removal, &mut wal_removed);
+        }
+        if let Some(chunk) = work.sst_chunk {
+            let trashed = trash
+                .adopt(&work.dir)
+                .and_then(|_| trash.trim(&work.dir, chunk, &keep_going, removal, &mut sst_removed));
+            outcome = outcome.and(trashed);
+        }
+        if let Some(shared) = weak.upgrade() {
+            super::Counters::add(&shared.stats.wal_files_trimmed, wal_removed.files);
+            super::Counters::add(&shared.stats.sst_files_trimmed, sst_removed.files);
         }
         match outcome {
             Ok(()) => warned = false,
             Err(e) if !warned => {
-                tracing::warn!(error = %e, "cannot remove an archived WAL file; retrying");
+                tracing::warn!(error = %e, "cannot remove an obsolete file; retrying");
                 warned = true;
             }
             Err(_) => {}

@@ -9,7 +9,8 @@
 //! - [`statistics`]: RocksDB's own counters of what reached the disk;
 //! - [`properties`]: RocksDB's state now: stalls, backlog, memory, file sizes, free space;
 //! - [`wal_size`]: presizing the live WAL file so its fsyncs carry no size update;
-//! - [`wal_trim`]: removing obsolete WAL files a chunk at a time, off the fsyncs' way.
+//! - [`wal_trim`]: removing obsolete WAL files a chunk at a time, off the fsyncs' way;
+//! - [`sst_trash`]: the same for obsolete SST and blob files, through a second name.
 
 pub(crate) mod blob_gc;
 pub(crate) mod checkpoint;
@@ -18,6 +19,7 @@ pub(crate) mod codec;
 mod open;
 pub(crate) mod properties;
 mod recover;
+pub(crate) mod sst_trash;
 mod statistics;
 pub(crate) mod wal_size;
 pub(crate) mod wal_trim;

@@ -100,8 +100,9 @@ pub(crate) fn trim_archive(
 }
 
 /// Shrinks `path` to nothing a chunk at a time, then removes it; `None` if `keep_going`
-/// stopped it first (the file is left shorter, still in the archive).
-fn trim_file(
+/// stopped it first (the file is left shorter where it is). A file with another name is
+/// only unlinked. Fails when the file cannot be opened, shrunk or removed.
+pub(crate) fn trim_file(
     path: &Path,
     chunk: u64,
     keep_going: &dyn Fn() -> bool,

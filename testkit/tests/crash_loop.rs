@@ -241,6 +241,9 @@ struct Stats {
     /// Runs whose child had committed on a blocking caller's thread
     /// (`Config::inline_commits`) by its flusher's last report.
     inline_runs: u64,
+    /// Runs whose child had removed an obsolete SST or blob file through `trash/`
+    /// (`Config::sst_delete_chunk`) by its flusher's last report.
+    trash_runs: u64,
 }
 
 /// Whether RocksDB reused an obsolete WAL file in the open that wrote `dir`'s current
@@ -460,6 +463,7 @@ impl Run {
         let (mut recovered, mut flush_sent, mut covered, mut exited) =
             (Vec::new(), BTreeMap::new(), None, false);
         let mut inline: u64 = 0;
+        let mut trashed: u64 = 0;
         for (n, line) in lines.iter().enumerate() {
             let at = |e: String| format!("line {}: `{line}`: {e}", n + 1);
             if line == "R" {
@@ -506,6 +510,9 @@ impl Run {
             } else if let Some(c) = line.strip_prefix("C ") {
                 // The child's count of inline commits so far.
                 inline = inline.max(c.parse().map_err(|_| at("unreadable count".into()))?);
+            } else if let Some(t) = line.strip_prefix("T ") {
+                // The child's count of table files removed through the trash so far.
+                trashed = trashed.max(t.parse().map_err(|_| at("unreadable count".into()))?);
             } else if line == "S" {
                 // Shutting down: nothing to replay.
             } else if line == "X" {
@@ -521,6 +528,9 @@ impl Run {
         }
         if inline > 0 {
             stats.inline_runs += 1;
+        }
+        if trashed > 0 {
+            stats.trash_runs += 1;
         }
         Ok(Replay { pending, last_ack, covered, history })
     }
@@ -748,7 +758,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
     }
     let entries: usize = runs.iter().flat_map(|r| r.models.values()).map(|m| m.entries.len()).sum();
     println!(
-        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse, {} with blob GC turned on, {} after a WAL file was archived), {} runs with inline commits, {} acknowledged ops verified, \
+        "{name}: {} kills ({} timed from spawn) + {} runs to shutdown ({} killed in it), {} power losses ({} after a WAL presize, {} after a WAL reuse, {} with blob GC turned on, {} after a WAL file was archived), {} runs with inline commits, {} runs that removed table files through the trash, {} acknowledged ops verified, \
          {} in-flight ops landed / {} not, {} entries checked, {} flushes, {entries} entries live at the end, \
          {:.1} s (seed {seed})",
         stats.kills,
@@ -761,6 +771,7 @@ fn crash_loop(name: &str, runs: &mut [Run], kills: u64) -> Stats {
         stats.blob_gc_losses,
         stats.archived_losses,
         stats.inline_runs,
+        stats.trash_runs,
         stats.acked,
         stats.in_flight_landed,
         stats.in_flight_absent,
@@ -800,8 +811,9 @@ fn acknowledged_writes_survive_sigkill_at_any_moment() {
 /// directory starts three missing levels below the mount, so the first open's directory
 /// creation is checked too. `ROCKLOG_POWER_LOSS_CRASHES` sets the count (default 100).
 /// The engine runs with the defaults (WAL files reused, every flush atomic across both
-/// column families) and a 256 KiB memtable, so that WAL files are switched, made
-/// obsolete and reused between power losses.
+/// column families, obsolete SST and blob files removed through `trash/`) and a 256 KiB
+/// memtable, so that WAL files are switched, made obsolete and reused, and table files
+/// compacted away, between power losses.
 ///
 /// Under `Durability::Sync` every acknowledgement must survive; under `Buffered`, every one
 /// a returned `flush()` covers, and the group may only lose a suffix of the rest.
@@ -832,6 +844,10 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
     assert!(
         stats.inline_runs * 4 > stats.power_losses,
         "blocking appends committed inline (on by default) in too few runs to be tested: {stats:?}"
+    );
+    assert!(
+        stats.trash_runs * 4 > stats.power_losses,
+        "table files went through the trash (on by default) in too few runs to be tested: {stats:?}"
     );
 }
 

@@ -394,7 +394,9 @@ async fn flusher(store: LogStore, out: Arc<Out>) -> Result<(), BoxError> {
         out.line(&format!("> F {n}"))?;
         store.flush().await?;
         out.line(&format!("F {n}"))?;
-        out.line(&format!("C {}", store.stats().inline_commits))?;
+        let stats = store.stats();
+        out.line(&format!("C {}", stats.inline_commits))?;
+        out.line(&format!("T {}", stats.sst_files_trimmed))?;
     }
     Ok(())
 }
