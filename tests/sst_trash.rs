@@ -141,44 +141,28 @@ async fn checkpoints_stay_whole_while_table_files_are_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let copies = tempfile::tempdir().unwrap();
     let store = LogStore::start(config(dir.path(), ByteSize::kib(64))).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (store, stop) = (store.clone(), std::sync::Arc::clone(&stop));
-        tokio::spawn(async move {
-            let mut round = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                append_rounds(&store, round..round + 1).await;
-                round += 1;
-            }
-        })
-    };
-    let mut taken = Vec::new();
-    for n in 0..12 {
-        let store = store.clone();
-        let dest = copies.path().join(format!("copy-{n}"));
-        let report = tokio::task::spawn_blocking(move || store.checkpoint(&dest)).await.unwrap();
-        assert!(report.is_ok(), "checkpoint {n} failed while trimming: {report:?}");
-        taken.push(n);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.stats().sst_files_trimmed < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    assert!(store.stats().sst_files_trimmed >= 3, "{:?}", store.stats());
+    let taken = common::checkpoints_while_writing(
+        &store,
+        copies.path(),
+        |store, round| async move { append_rounds(&store, round..round + 1).await },
+        |store| store.stats().sst_files_trimmed >= 3,
+    )
+    .await;
     store.shutdown().await.unwrap();
-    for n in taken {
-        let copy = copies.path().join(format!("copy-{n}"));
-        let opened = LogStore::start(config(&copy, ByteSize(0)));
-        assert!(opened.is_ok(), "copy {n} no longer opens: {:?}", opened.err());
-        let opened = opened.unwrap();
-        for group in opened.groups() {
-            let log = opened.group(group).entries(.., None).unwrap();
-            let last = log.last().map_or(0, |e| e.index);
-            assert_eq!(log, entries(group, 1..last + 1), "copy {n} lost or changed entries of group {group}");
-        }
-        opened.shutdown().await.unwrap();
-    }
+    common::check_each_copy(
+        &taken,
+        |copy| config(copy, ByteSize(0)),
+        |n, opened| {
+            for group in opened.groups() {
+                let log = opened.group(group).entries(.., None).unwrap();
+                let last = log.last().map_or(0, |e| e.index);
+                assert_eq!(
+                    log,
+                    entries(group, 1..last + 1),
+                    "copy {n} lost or changed entries of group {group}"
+                );
+            }
+        },
+    )
+    .await;
 }

@@ -110,41 +110,23 @@ async fn checkpoints_succeed_while_wal_files_are_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let copies = tempfile::tempdir().unwrap();
     let store = LogStore::start(config(dir.path(), ByteSize::kib(64))).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (store, stop) = (store.clone(), std::sync::Arc::clone(&stop));
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                store.group(1).append(&large(i..i + 1, 1)).await.unwrap();
-            }
-        })
-    };
-    for n in 0..12 {
-        let store = store.clone();
-        let dest = copies.path().join(format!("copy-{n}"));
-        let report = tokio::task::spawn_blocking(move || store.checkpoint(&dest)).await.unwrap();
-        assert!(report.is_ok(), "checkpoint {n} failed while trimming: {report:?}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.stats().wal_files_trimmed < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    assert!(store.stats().wal_files_trimmed >= 3, "{:?}", store.stats());
+    let taken = common::checkpoints_while_writing(
+        &store,
+        copies.path(),
+        |store, i| async move { store.group(1).append(&large(i + 1..i + 2, 1)).await.unwrap() },
+        |store| store.stats().wal_files_trimmed >= 3,
+    )
+    .await;
     store.shutdown().await.unwrap();
     // Every copy still opens whole after the trimmer went on: a linked WAL file shrunk
     // after its checkpoint returned would show here.
-    for n in 0..12 {
-        let copy = copies.path().join(format!("copy-{n}"));
-        let opened = LogStore::start(config(&copy, ByteSize(0)));
-        assert!(opened.is_ok(), "copy {n} no longer opens: {:?}", opened.err());
-        let opened = opened.unwrap();
-        let entries = opened.group(1).entries(.., None).unwrap();
-        assert!(entries.iter().enumerate().all(|(i, e)| e.index == i as u64 + 1), "copy {n} has a hole");
-        opened.shutdown().await.unwrap();
-    }
+    common::check_each_copy(
+        &taken,
+        |copy| config(copy, ByteSize(0)),
+        |n, opened| {
+            let entries = opened.group(1).entries(.., None).unwrap();
+            assert!(entries.iter().enumerate().all(|(i, e)| e.index == i as u64 + 1), "copy {n} has a hole");
+        },
+    )
+    .await;
 }

@@ -120,11 +120,8 @@ impl Trash {
         removal: &Mutex<()>,
         removed: &mut Trimmed,
     ) -> std::io::Result<()> {
-        let trash = trash_dir(dir);
-        let entries = match std::fs::read_dir(&trash) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(entries) = wal_trim::entries_if_any(&trash_dir(dir))? else {
+            return Ok(());
         };
         for entry in entries {
             let entry = entry?;
@@ -140,8 +137,7 @@ impl Trash {
             }
             match wal_trim::trim_file(&path, chunk, keep_going, removal) {
                 Ok(Some(bytes)) => {
-                    removed.files += 1;
-                    removed.bytes = removed.bytes.saturating_add(bytes);
+                    removed.add(bytes);
                     self.linked.remove(&name);
                 }
                 Ok(None) => return Ok(()),

@@ -55,6 +55,24 @@ pub(crate) struct Trimmed {
     pub bytes: u64,
 }
 
+impl Trimmed {
+    /// Counts one more file of `bytes` removed.
+    pub fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+}
+
+/// The entries of the directory `dir`, or `None` when it does not exist. Fails when it
+/// exists and cannot be listed.
+pub(crate) fn entries_if_any(dir: &Path) -> std::io::Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes every WAL file in `dir`'s archive, each shrunk `chunk` bytes at a time with a
 /// pause between chunks (`chunk` 0: each removed at once); `keep_going` is asked before
 /// each chunk, and a `false` stops the work where it is. A missing archive is empty; a
@@ -75,11 +93,8 @@ pub(crate) fn trim_archive(
     removal: &Mutex<()>,
     removed: &mut Trimmed,
 ) -> std::io::Result<()> {
-    let archive = archive_dir(dir);
-    let entries = match std::fs::read_dir(&archive) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(entries) = entries_if_any(&archive_dir(dir))? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
@@ -87,10 +102,7 @@ pub(crate) fn trim_archive(
             continue;
         }
         match trim_file(&entry.path(), chunk, keep_going, removal) {
-            Ok(Some(bytes)) => {
-                removed.files += 1;
-                removed.bytes = removed.bytes.saturating_add(bytes);
-            }
+            Ok(Some(bytes)) => removed.add(bytes),
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),

@@ -76,3 +76,64 @@ impl Outcomes {
         self.0.lock().unwrap().clone()
     }
 }
+
+/// Takes 12 checkpoints of `store` into `copies/copy-N`, 30 ms apart, while a task calls
+/// `write(store, round)` for rounds 0, 1, ... in the background; then keeps writing until
+/// `done` holds of the store (at most 10 s). Asserts that every checkpoint succeeded and
+/// that `done` held; returns the copies, in order.
+pub async fn checkpoints_while_writing<W, F>(
+    store: &LogStore,
+    copies: &Path,
+    write: W,
+    done: impl Fn(&LogStore) -> bool,
+) -> Vec<std::path::PathBuf>
+where
+    W: Fn(LogStore, u64) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut round = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                write(store.clone(), round).await;
+                round += 1;
+            }
+        })
+    };
+    let mut taken = Vec::new();
+    for n in 0..12 {
+        let store = store.clone();
+        let dest = copies.join(format!("copy-{n}"));
+        let copy = dest.clone();
+        let report = tokio::task::spawn_blocking(move || store.checkpoint(&dest)).await.unwrap();
+        assert!(report.is_ok(), "checkpoint {n} failed: {report:?}");
+        taken.push(copy);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done(store) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(done(store), "not done within 10 s: {:?}", store.stats());
+    taken
+}
+
+/// Opens each copy with `config`, asserts it opens, runs `check(n, store)` on it and
+/// shuts it down.
+pub async fn check_each_copy(
+    copies: &[std::path::PathBuf],
+    config: impl Fn(&Path) -> Config,
+    check: impl Fn(usize, &LogStore),
+) {
+    for (n, copy) in copies.iter().enumerate() {
+        let opened = LogStore::start(config(copy));
+        assert!(opened.is_ok(), "copy {n} no longer opens: {:?}", opened.err());
+        let opened = opened.unwrap();
+        check(n, &opened);
+        opened.shutdown().await.unwrap();
+    }
+}
