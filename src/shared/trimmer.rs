@@ -75,10 +75,10 @@ fn run(weak: &Weak<Shared>, work: &Work, removal: &Mutex<()>) {
             outcome = wal_trim::trim_archive(&work.dir, chunk, &keep_going, removal, &mut wal_removed);
         }
         if let Some(chunk) = work.sst_chunk {
-            let trashed = trash
-                .adopt(&work.dir)
-                .and_then(|_| trash.trim(&work.dir, chunk, &keep_going, removal, &mut sst_removed));
-            outcome = outcome.and(trashed);
+            // Trimmed even when linking failed: files linked before the failure must go.
+            let adopted = trash.adopt(&work.dir).map(|_| ());
+            let trimmed = trash.trim(&work.dir, chunk, &keep_going, removal, &mut sst_removed);
+            outcome = outcome.and(adopted).and(trimmed);
         }
         if let Some(shared) = weak.upgrade() {
             super::Counters::add(&shared.stats.wal_files_trimmed, wal_removed.files);

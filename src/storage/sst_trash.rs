@@ -108,10 +108,12 @@ impl Trash {
     /// before each chunk; a `false` stops the work where it is. A missing `trash/` is
     /// empty.
     ///
-    /// Contract: a file whose name in `dir` is still the same file is left alone.
+    /// Contract: a file whose name in `dir` is still the same file is left alone, and a
+    /// file that cannot be shrunk is unlinked at once instead, so that no space RocksDB
+    /// has freed stays held by the trash.
     ///
-    /// Fails when `trash/` cannot be listed or a file in it cannot be read, shrunk or
-    /// removed; `removed` has what went before that.
+    /// Fails when `trash/` cannot be listed, or with the first error met on a file in it
+    /// (the other files are still removed); `removed` counts what was removed.
     pub fn trim(
         &mut self,
         dir: &Path,
@@ -123,31 +125,65 @@ impl Trash {
         let Some(entries) = wal_trim::entries_if_any(&trash_dir(dir))? else {
             return Ok(());
         };
+        let mut first_error = None;
         for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let path = entry.path();
-            let file = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => return Err(first_error.unwrap_or(e)),
             };
-            if file.nlink() > 1 && same_file(&dir.join(&name), &file)? {
-                continue;
-            }
-            match wal_trim::trim_file(&path, chunk, keep_going, removal) {
-                Ok(Some(bytes)) => {
-                    removed.add(bytes);
-                    self.linked.remove(&name);
+            match self.trim_one(dir, &path, chunk, keep_going, removal, removed) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
-                Ok(None) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.linked.remove(&name);
-                }
-                Err(e) => return Err(e),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// [`Trash::trim`] for the file at `path` in the trash; `false` if `keep_going`
+    /// stopped it. A file that cannot be shrunk is unlinked; the error is returned.
+    fn trim_one(
+        &mut self,
+        dir: &Path,
+        path: &Path,
+        chunk: u64,
+        keep_going: &dyn Fn() -> bool,
+        removal: &Mutex<()>,
+        removed: &mut Trimmed,
+    ) -> std::io::Result<bool> {
+        let Some(name) = path.file_name() else {
+            return Ok(true);
+        };
+        let file = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if file.nlink() > 1 && same_file(&dir.join(name), &file)? {
+            return Ok(true);
+        }
+        let outcome = match wal_trim::trim_file(path, chunk, keep_going, removal) {
+            Ok(Some(bytes)) => {
+                removed.add(bytes);
+                Ok(true)
+            }
+            Ok(None) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => match std::fs::remove_file(path) {
+                Ok(()) => {
+                    removed.add(file.len());
+                    Err(e)
+                }
+                Err(e2) if e2.kind() == std::io::ErrorKind::NotFound => Err(e),
+                Err(e2) => Err(std::io::Error::new(e.kind(), format!("{e}; unlinking it: {e2}"))),
+            },
+        };
+        if !path.exists() {
+            self.linked.remove(name);
+        }
+        outcome
     }
 }
 
@@ -269,6 +305,28 @@ mod tests {
         assert_eq!(removed, Trimmed { files: 1, bytes: 10 * 4096 });
         assert!(names(&trash_dir(dir.path())).is_empty());
         assert_eq!(std::fs::read(copy.path().join("000030.sst")).expect("read"), vec![7u8; 10 * 4096]);
+    }
+
+    /// A trash entry that cannot be shrunk or removed (here a directory) does not hold
+    /// back the files after it: they are still removed, and the error is returned.
+    #[test]
+    fn one_bad_entry_does_not_keep_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(&dir.path().join("000050.sst"), 4 * 4096);
+        write(&dir.path().join("000051.sst"), 4 * 4096);
+        let mut trash = Trash::default();
+        trash.adopt(dir.path()).expect("adopt");
+        for name in ["000050.sst", "000051.sst"] {
+            std::fs::remove_file(dir.path().join(name)).expect("RocksDB's delete");
+        }
+        let bad = trash_dir(dir.path()).join("000049.sst");
+        std::fs::create_dir(&bad).expect("mkdir");
+        std::fs::write(bad.join("inside"), b"x").expect("write");
+        let mut removed = Trimmed::default();
+        let outcome = trash.trim(dir.path(), 4096, &|| true, &Mutex::new(()), &mut removed);
+        assert!(outcome.is_err(), "the bad entry's error was lost");
+        assert_eq!(removed, Trimmed { files: 2, bytes: 8 * 4096 });
+        assert_eq!(names(&trash_dir(dir.path())), ["000049.sst"]);
     }
 
     /// Emptying removes the trash and its names; the live files keep theirs.
