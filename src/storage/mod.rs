@@ -16,6 +16,7 @@ pub(crate) mod blob_gc;
 pub(crate) mod checkpoint;
 pub(crate) mod clean_close;
 pub(crate) mod codec;
+mod dir_watch;
 mod open;
 pub(crate) mod properties;
 mod recover;

@@ -25,20 +25,14 @@
 //!
 //! [`Config::sst_delete_chunk`]: crate::Config::sst_delete_chunk
 
+use crate::config::Config;
+use crate::storage::dir_watch::DirWatch;
+use crate::storage::wal_trim::{self, Trimmed};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
-
-use crate::config::Config;
-use crate::storage::wal_trim::{self, Trimmed};
-
-/// The data directory is listed again at least this often even if its modification time
-/// has not changed: timestamps are coarse, and a file created in the same tick as the
-/// last listing may leave the time unchanged.
-const LIST_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether SST and blob files are linked into `trash/` and removed in chunks.
 pub(crate) fn enabled(config: &Config) -> bool {
@@ -61,25 +55,20 @@ fn table_file(name: &str) -> bool {
 pub(crate) struct Trash {
     /// Names linked into `trash/` and not removed from it yet.
     linked: HashSet<OsString>,
-    /// When the data directory was last listed, and its modification time just before.
-    listed: Option<(Instant, SystemTime)>,
+    /// When the data directory was last listed.
+    listed: DirWatch,
 }
 
 impl Trash {
     /// Links every SST and blob file of the database in `dir` that has no trash name yet
-    /// into `trash/` (created if missing). The directory is listed only when its
-    /// modification time changed, or [`LIST_AT_LEAST_EVERY`] passed. Returns how many
+    /// into `trash/` (created if missing). The directory is listed only when it is due
+    /// ([`DirWatch::due`]). Returns how many
     /// files it linked. A file RocksDB deleted meanwhile is skipped.
     ///
     /// Fails when the directory cannot be read or listed, `trash/` cannot be created, or
     /// a link cannot be made for another reason than the file being gone.
     pub fn adopt(&mut self, dir: &Path) -> std::io::Result<u64> {
-        let now = Instant::now();
-        let modified = std::fs::metadata(dir)?.modified()?;
-        let fresh = self
-            .listed
-            .is_some_and(|(at, seen)| seen == modified && now.duration_since(at) < LIST_AT_LEAST_EVERY);
-        if fresh {
+        if !self.listed.due(dir)? {
             return Ok(0);
         }
         let trash = trash_dir(dir);
@@ -98,7 +87,6 @@ impl Trash {
             }
             self.linked.insert(name);
         }
-        self.listed = Some((now, modified));
         Ok(linked)
     }
 

@@ -29,7 +29,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use super::dir_watch::DirWatch;
 
 /// How often the writer looks for a new WAL file (RocksDB starts one at each memtable
 /// switch, seconds apart under load): until then a new WAL's fsyncs also write its size,
@@ -38,20 +40,14 @@ use std::time::{Duration, Instant, SystemTime};
 /// (W3) that cost more than presizing saved.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
-/// A look reads the directory's modification time and lists the directory only when that
-/// changed (a large log has thousands of SST files to list), or when this long has passed
-/// since the last listing: timestamps are coarse (a few ms), so a file created in the same
-/// tick as the last listing may leave the time unchanged.
-const LIST_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
-
 /// Finds each new WAL file and sets its size to cover its reserved space (module docs).
 #[derive(Debug)]
 pub(crate) struct WalPresizer {
     dir: PathBuf,
     /// When the writer last looked for a new WAL file.
     looked: Option<Instant>,
-    /// When the directory was last listed, and its modification time just before.
-    listed: Option<(Instant, SystemTime)>,
+    /// When the directory was last listed.
+    listed: DirWatch,
     /// The number of the newest WAL file found.
     newest: u64,
     /// That file, until its size is set or it turns out to have no reserved space.
@@ -61,7 +57,13 @@ pub(crate) struct WalPresizer {
 impl WalPresizer {
     /// A presizer for the database in `dir` (RocksDB keeps its WAL files there).
     pub fn new(dir: &Path) -> Self {
-        WalPresizer { dir: dir.to_owned(), looked: None, listed: None, newest: 0, pending: None }
+        WalPresizer {
+            dir: dir.to_owned(),
+            looked: None,
+            listed: DirWatch::default(),
+            newest: 0,
+            pending: None,
+        }
     }
 
     /// Called by the writer after each successful write: looks for a new WAL file (at
@@ -74,12 +76,7 @@ impl WalPresizer {
         let now = Instant::now();
         if self.looked.is_none_or(|at| now.duration_since(at) >= LOOK_EVERY) {
             self.looked = Some(now);
-            let modified = std::fs::metadata(&self.dir)?.modified()?;
-            let stale = self
-                .listed
-                .is_none_or(|(at, seen)| seen != modified || now.duration_since(at) >= LIST_AT_LEAST_EVERY);
-            if stale {
-                self.listed = Some((now, modified));
+            if self.listed.due(&self.dir)? {
                 self.find_newest()?;
             }
         }
