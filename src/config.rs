@@ -17,6 +17,7 @@
 //! wal_recycle_files = 2        # 0: RocksDB deletes obsolete WAL files
 //! max_write_buffers = 2
 //! blob_min_size = "1KiB"       # "0B": every entry stays in SST files
+//! blob_compression = "none"    # blob files: "none", "lz4" or "zstd"
 //! blob_gc_garbage_percent = 25 # 0: blob garbage collection always on, as RocksDB runs it
 //! sst_bytes_per_sync = "1MiB"   # "0B": SST files are synced once, when complete
 //! sst_direct_io = true         # false: flushes and compactions go through the page cache
@@ -53,13 +54,14 @@ pub enum Durability {
     Buffered,
 }
 
-/// Block compression for the log's SST files (the WAL is never compressed).
+/// Compression of the log's SST files ([`Config::compression`]) or blob files
+/// ([`Config::blob_compression`]). The WAL is never compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// No compression: the least CPU, the most disk.
     None,
-    /// LZ4: cheap, modest savings. The default.
+    /// LZ4: cheap, modest savings. The default for SST files.
     #[default]
     Lz4,
     /// Zstandard: more CPU, better ratio; for large text-like payloads.
@@ -161,8 +163,8 @@ pub struct Config {
     /// Entries whose stored record is at least this large go to RocksDB blob files at
     /// flush, leaving only a small index in the SST files: compaction then moves the
     /// index, not the payload, so large entries are written about twice (WAL, blob file)
-    /// instead of once more per compaction. Blob files are compressed as `compression`
-    /// says, like SST files. A blob file whose entries were all purged is deleted; one
+    /// instead of once more per compaction. Blob files are compressed as
+    /// `blob_compression` says (by default not at all). A blob file whose entries were all purged is deleted; one
     /// that purges left partly live is rewritten by blob garbage collection (see
     /// `blob_gc_garbage_percent`). Measured in alternating pairs
     /// (`docs/benchmarks.md`, tuning guide), 8KiB against `0B` with 64 KiB entries (W4),
@@ -183,6 +185,24 @@ pub struct Config {
     /// 0.85-0.92 against 1.24 s). `0B` keeps every entry in SST files. Range 0B or
     /// 1KiB..=1GiB. Default: `1KiB` (`8KiB` before 2026-12-04).
     pub blob_min_size: ByteSize,
+    /// Compression of blob files (`blob_min_size`), apart from `compression`, which
+    /// covers SST files. Off by default, as TiKV configures RocksDB for Raft logs, with
+    /// nothing compressed in the two levels where a log lives until its purge:
+    /// - a blob file is written by the flush, the one stage each entry goes through on
+    ///   the way from the memtable, and its compression is the flush's largest CPU cost
+    ///   (a quarter of the flush thread's samples on 1000 groups of 1 KiB entries, W3);
+    /// - RocksDB stores a compressed blob even when compressing made it larger, so an
+    ///   incompressible payload (encrypted, or compressed by the application already)
+    ///   pays the CPU twice, on the flush and on every read of it, for no disk saved.
+    ///
+    /// Against `"lz4"`, alternating pairs on incompressible entries (`docs/benchmarks.md`,
+    /// tuning guide): on 1000 groups (W3) 2-17 % more entries/s and 6-15 % less CPU per
+    /// entry; with 64 KiB entries (W4) 7-10 % more, p99 lower in every pair; with purges
+    /// (W7) a tie with 4-9 % less CPU. Turn it on (`"lz4"`) for compressible entries kept
+    /// long before their purge, on a disk short of space or bandwidth. Each blob file
+    /// records its own compression, so changing this leaves files already written
+    /// readable. Default: `"none"`.
+    pub blob_compression: Compression,
     /// Blob garbage collection runs only while purges have left this much garbage: it
     /// turns on once purged entries make up at least this percent of the blob files'
     /// bytes, and off again below half of it. While on, compactions rewrite the live
@@ -333,6 +353,7 @@ impl Default for Config {
             wal_recycle_files: 2,
             max_write_buffers: 2,
             blob_min_size: ByteSize::kib(1),
+            blob_compression: Compression::None,
             blob_gc_garbage_percent: 25,
             sst_bytes_per_sync: ByteSize::mib(1),
             sst_direct_io: true,

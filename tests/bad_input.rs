@@ -138,6 +138,7 @@ fn bad_config_files_are_refused_with_a_message_naming_the_file_and_field() {
         ("channel_capacity = 2000000", "channel_capacity"),
         ("block_cache_size = \"2TiB\"", "block_cache_size"),
         ("compression = \"snappy\"", "compression"),
+        ("blob_compression = \"lz5\"", "blob_compression"),
         ("adaptive_batching = \"yes\"", "adaptive_batching"),
         ("linger = \"-1ms\"", "linger"),
     ] {

@@ -52,6 +52,7 @@ fn config_text() -> impl Strategy<Value = String> {
         "wal_recycle_files",
         "max_write_buffers",
         "blob_min_size",
+        "blob_compression",
         "blob_gc_garbage_percent",
         "sst_bytes_per_sync",
         "sst_direct_io",

@@ -147,15 +147,8 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
     );
     log.set_max_bytes_for_level_base(config.level_base_size.bytes());
     log.set_block_based_table_factory(&table);
-    let compression = match config.compression {
-        Compression::None => DBCompressionType::None,
-        Compression::Lz4 => DBCompressionType::Lz4,
-        Compression::Zstd => DBCompressionType::Zstd,
-    };
-    log.set_compression_type(compression);
-    // Blob files as SST files: LZ4 on 64 KiB incompressible entries (W4) cost no CPU
-    // visible in alternating pairs, and a compressible log keeps its smaller disk.
-    log.set_blob_compression_type(compression);
+    log.set_compression_type(rocksdb_compression(config.compression));
+    log.set_blob_compression_type(rocksdb_compression(config.blob_compression));
     let log = insert_hints(log)?;
 
     let mut meta = Options::default();
@@ -164,6 +157,15 @@ fn options(config: &Config, create: bool, direct_io: bool) -> Result<(Options, V
 
     let cfs = vec![ColumnFamilyDescriptor::new(LOG_CF, log), ColumnFamilyDescriptor::new(META_CF, meta)];
     Ok((db, cfs))
+}
+
+/// RocksDB's compression type for a [`Compression`] setting.
+fn rocksdb_compression(compression: Compression) -> DBCompressionType {
+    match compression {
+        Compression::None => DBCompressionType::None,
+        Compression::Lz4 => DBCompressionType::Lz4,
+        Compression::Zstd => DBCompressionType::Zstd,
+    }
 }
 
 /// `log` plus RocksDB's memtable insert hints keyed by group: the memtable remembers,

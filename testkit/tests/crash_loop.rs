@@ -861,7 +861,7 @@ fn acknowledged_writes_survive_power_loss_at_any_moment() {
 /// flush, obsolete WAL files (about 280 KiB each) removed from `archive/` 64 KiB at a
 /// time instead of reused, and flushes and compactions through the page cache (the main
 /// loop runs with the default, direct I/O, which the crash filesystem takes:
-/// `tests/direct_io.rs`). A setting that lost an acknowledged write on power loss would
+/// `tests/direct_io.rs`), and blob files compressed with LZ4 (off by default). A setting that lost an acknowledged write on power loss would
 /// not be one to offer. WAL recycling is off here (the main loop runs with it, the
 /// default), since RocksDB archives obsolete WAL files only without it.
 const TUNING: &str = r#"
@@ -870,6 +870,7 @@ write_buffer_size = "256KiB"
 max_write_buffers = 4
 blob_min_size = "1KiB"
 blob_gc_garbage_percent = 1
+blob_compression = "lz4"
 sst_direct_io = false
 l0_compaction_trigger = 2
 wal_delete_chunk = "64KiB"
