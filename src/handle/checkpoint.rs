@@ -35,7 +35,9 @@ impl LogStore {
     /// running, using RocksDB's checkpoint: the memtables are flushed, SST and blob files
     /// are hard-linked when `dest` is on the same filesystem and copied otherwise (the
     /// report's [`method`](CheckpointReport::method) says which), and the live WAL is
-    /// copied. The copy then is made durable (files, directory and its entry in the
+    /// copied. An attempt whose WAL copy a concurrent flush cut short (RocksDB's
+    /// "File smaller than expected for copy") leaves nothing and is made again, up to
+    /// five times. The copy then is made durable (files, directory and its entry in the
     /// parent) and verified the way `rocklog check` verifies: every record is read back
     /// and the copy must have no finding. It opens as a normal rocklog directory.
     ///

@@ -12,10 +12,12 @@ use rocklog_testkit::noise;
 
 /// 1 MiB memtables (each flush writes a blob file of about 1 MiB) and a compaction
 /// after every second flush, so purged entries' indexes are soon dropped and counted
-/// as garbage.
+/// as garbage. Entries of 8 KiB and more go to blob files: the 16 KiB ones, not the
+/// 4 KiB filler, which stays in SST files.
 fn config(dir: &Path, percent: u32) -> Config {
     let mut config = Config::new(dir);
     config.write_buffer_size = ByteSize::mib(1);
+    config.blob_min_size = ByteSize::kib(8);
     config.l0_compaction_trigger = 2;
     config.level_base_size = ByteSize::mib(1);
     config.blob_gc_garbage_percent = percent;
