@@ -248,3 +248,49 @@ fn bad_bench_arguments_are_refused() {
         assert!(!err.trim().is_empty() && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Starts a W2 bench whose temporary directory goes into `tmp`, waits until a run is
+/// writing there, sends `sig` and returns the exit status with what `tmp` still holds.
+fn interrupted_bench(
+    tmp: &std::path::Path,
+    sig: nix::sys::signal::Signal,
+) -> (std::process::ExitStatus, usize) {
+    let mut child = rocklog()
+        .args(["bench", "--json", "--backends", "rocklog", "--duration", "60s"])
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let writing = || {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .flatten()
+            .any(|root| std::fs::read_dir(root.path()).is_ok_and(|mut runs| runs.next().is_some()))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !writing() {
+        assert!(std::time::Instant::now() < deadline, "no run started within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, sig).unwrap();
+    let status = child.wait().unwrap();
+    (status, std::fs::read_dir(tmp).unwrap().count())
+}
+
+/// A bench stopped by SIGTERM or Ctrl-C removes its temporary directory and exits with
+/// 128 + the signal. The control: SIGKILL, which no process can act on, leaves it.
+#[test]
+fn an_interrupted_bench_removes_its_temporary_directory() {
+    use nix::sys::signal::Signal;
+    for (sig, code) in [(Signal::SIGTERM, 143), (Signal::SIGINT, 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (status, left) = interrupted_bench(tmp.path(), sig);
+        assert_eq!((status.code(), left), (Some(code), 0), "{sig}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, left) = interrupted_bench(tmp.path(), Signal::SIGKILL);
+    assert_eq!(left, 1, "the control: a killed bench leaves its directory");
+}
