@@ -294,3 +294,50 @@ fn an_interrupted_bench_removes_its_temporary_directory() {
     let (_, left) = interrupted_bench(tmp.path(), Signal::SIGKILL);
     assert_eq!(left, 1, "the control: a killed bench leaves its directory");
 }
+
+/// Processes whose command line (arguments joined by spaces) mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            args.contains(needle).then_some(pid)
+        })
+        .collect()
+}
+
+/// W6's writer child stops appending once the bench that started it is gone, even one
+/// killed outright with its runs kept (`--dir`), where nothing removes the directory the
+/// child appends to: an orphan would fill the disk.
+#[test]
+fn w6_writer_child_stops_when_its_bench_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = tmp.path().join("kept");
+    let needle = format!("__bench-writer --backend rocklog --dir {}", kept.display());
+    let mut bench = rocklog()
+        .args(["bench", "--json", "--preset", "w6", "--backends", "rocklog", "--fill-bytes", "8MiB"])
+        .args(["--rounds", "50", "--dir"])
+        .arg(&kept)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no writer child within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // After the child's first append and its "ready" (the bench kills it a second
+    // after that), before the bench's own kill.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_mentioning(&needle).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the writer child outlived its bench by 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

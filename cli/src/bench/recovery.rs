@@ -129,8 +129,11 @@ pub struct WriterArgs {
 }
 
 /// Opens the store and appends 64 entries of 1 KiB at a time to its own groups, printing
-/// `ready` after the first durable append, until it is killed.
+/// `ready` after the first durable append, until it is killed, or until the bench that
+/// started it is gone (stopped by a signal between the child's start and its kill): an
+/// orphan would append forever into a directory the bench removed.
 pub fn writer_child(args: &WriterArgs) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    let bench = std::os::unix::process::parent_id();
     let config = Config::from_toml_file(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let backend = Backend::open(args.backend, &args.dir, &config).map_err(|e| e.to_string())?;
@@ -150,6 +153,9 @@ pub fn writer_child(args: &WriterArgs) -> Result<std::process::ExitCode, Box<dyn
         next[slot] += 64;
         if turn == 0 {
             println!("ready");
+        }
+        if std::os::unix::process::parent_id() != bench {
+            break;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
