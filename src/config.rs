@@ -164,9 +164,9 @@ pub struct Config {
     /// flush, leaving only a small index in the SST files: compaction then moves the
     /// index, not the payload, so large entries are written about twice (WAL, blob file)
     /// instead of once more per compaction. Blob files are compressed as
-    /// `blob_compression` says (by default not at all). A blob file whose entries were all purged is deleted; one
-    /// that purges left partly live is rewritten by blob garbage collection (see
-    /// `blob_gc_garbage_percent`). Measured in alternating pairs
+    /// `blob_compression` says (by default not at all). A blob file whose entries were all
+    /// purged is deleted; one that purges left partly live is rewritten by blob garbage
+    /// collection (see `blob_gc_garbage_percent`). Measured in alternating pairs
     /// (`docs/benchmarks.md`, tuning guide), 8KiB against `0B` with 64 KiB entries (W4),
     /// with WAL reuse on: 23 % more entries/s, p99 from 3.5 to 2.5 ms, CPU per entry down
     /// a fifth, compaction writing 0.44 instead of 0.81 bytes per payload byte; without

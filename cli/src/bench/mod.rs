@@ -456,7 +456,7 @@ fn remove_on_interrupt(runtime: &tokio::runtime::Runtime, dir: PathBuf) -> std::
         for _ in 0..20 {
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 _ => break,
             }
