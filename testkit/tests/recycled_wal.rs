@@ -153,16 +153,32 @@ fn power_loss_after_a_reused_wal_closed(atomic_flush: bool) -> (Result<DB, rocks
 }
 
 /// The control: without atomic flushes the `log` flush moves past the reused file while
-/// `meta` still needs it, and after the power loss RocksDB refuses the directory.
+/// `meta` still needs it, and after the power loss RocksDB refuses the directory. What
+/// the control shows is that this can happen, and the timing of RocksDB's own threads
+/// decides whether it does: with two CPU burners and a benchmark beside it, one run in
+/// eight (2026-12-05) reopened cleanly. So the steps are taken up to three times, and
+/// the control holds once RocksDB refuses; three clean reopens fail it.
 #[test]
 fn without_atomic_flushes_a_power_loss_after_a_reused_wal_closed_refuses_the_open() {
     if skip_if_unavailable("without_atomic_flushes_a_power_loss_after_a_reused_wal_closed_refuses_the_open") {
         return;
     }
-    let (reopened, _, mount) = power_loss_after_a_reused_wal_closed(false);
-    let err = reopened.expect_err("RocksDB opened a directory whose column families disagree");
-    assert!(err.to_string().contains("Column family inconsistency"), "{err}");
-    drop(mount);
+    for attempt in 1..=3 {
+        let (reopened, _, mount) = power_loss_after_a_reused_wal_closed(false);
+        match reopened {
+            Err(err) => {
+                assert!(err.to_string().contains("Column family inconsistency"), "{err}");
+                drop(mount);
+                return;
+            }
+            Ok(db) => {
+                eprintln!("attempt {attempt}: RocksDB reopened this time; taking the steps again");
+                drop(db);
+                drop(mount);
+            }
+        }
+    }
+    panic!("RocksDB opened a directory whose column families disagree, in 3 attempts of 3");
 }
 
 /// The same steps with atomic flushes, as rocklog runs RocksDB: the open succeeds and
