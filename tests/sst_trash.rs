@@ -110,8 +110,14 @@ async fn with_chunks_off_there_is_no_trash() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::start(config(dir.path(), ByteSize::kib(64))).unwrap();
     append_rounds(&store, 0..32).await;
-    store.shutdown().await.unwrap();
+    // The trimmer links new table files every 50 ms: wait for it before closing, or a
+    // close that comes first leaves nothing linked (once in a fresh-clone CI run).
     let trash = dir.path().join("trash");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while table_files(&trash).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.shutdown().await.unwrap();
     assert!(!table_files(&trash).is_empty(), "the first open linked nothing");
 
     let store = LogStore::start(config(dir.path(), ByteSize(0))).unwrap();
