@@ -249,30 +249,40 @@ fn bad_bench_arguments_are_refused() {
     }
 }
 
+/// Polls `done` every 20 ms; fails with `what` if it does not hold within `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Starts `rocklog bench` with `args`, its output discarded.
+fn quiet_bench(args: &[&str], tmpdir: &std::path::Path) -> std::process::Child {
+    rocklog()
+        .arg("bench")
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Starts a W2 bench whose temporary directory goes into `tmp`, waits until a run is
 /// writing there, sends `sig` and returns the exit status with what `tmp` still holds.
 fn interrupted_bench(
     tmp: &std::path::Path,
     sig: nix::sys::signal::Signal,
 ) -> (std::process::ExitStatus, usize) {
-    let mut child = rocklog()
-        .args(["bench", "--json", "--backends", "rocklog", "--duration", "60s"])
-        .env("TMPDIR", tmp)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let writing = || {
+    let mut child = quiet_bench(&["--json", "--backends", "rocklog", "--duration", "60s"], tmp);
+    wait_until(30, "no run started", || {
         std::fs::read_dir(tmp)
             .unwrap()
             .flatten()
             .any(|root| std::fs::read_dir(root.path()).is_ok_and(|mut runs| runs.next().is_some()))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !writing() {
-        assert!(std::time::Instant::now() < deadline, "no run started within 30 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    });
     std::thread::sleep(std::time::Duration::from_millis(500));
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, sig).unwrap();
@@ -317,27 +327,30 @@ fn w6_writer_child_stops_when_its_bench_is_gone() {
     let tmp = tempfile::tempdir().unwrap();
     let kept = tmp.path().join("kept");
     let needle = format!("__bench-writer --backend rocklog --dir {}", kept.display());
-    let mut bench = rocklog()
-        .args(["bench", "--json", "--preset", "w6", "--backends", "rocklog", "--fill-bytes", "8MiB"])
-        .args(["--rounds", "50", "--dir"])
-        .arg(&kept)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while processes_mentioning(&needle).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no writer child within 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let kept_arg = kept.to_str().unwrap();
+    let mut bench = quiet_bench(
+        &[
+            "--json",
+            "--preset",
+            "w6",
+            "--backends",
+            "rocklog",
+            "--fill-bytes",
+            "8MiB",
+            "--rounds",
+            "50",
+            "--dir",
+            kept_arg,
+        ],
+        tmp.path(),
+    );
+    wait_until(60, "no writer child", || !processes_mentioning(&needle).is_empty());
     // After the child's first append and its "ready" (the bench kills it a second
     // after that), before the bench's own kill.
     std::thread::sleep(std::time::Duration::from_millis(400));
     bench.kill().unwrap();
     bench.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !processes_mentioning(&needle).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the writer child outlived its bench by 10 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(10, "the writer child did not stop after its bench", || {
+        processes_mentioning(&needle).is_empty()
+    });
 }
