@@ -223,3 +223,41 @@ async fn a_dead_writer_fails_pipelined_appends_with_closed_and_none_hangs() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0, 1);
 }
+
+/// A data directory removed under a running engine (an operator's `rm -rf`, a volume
+/// gone): the engine carries on until RocksDB next needs a new file, and then that write
+/// fails with `WriteFailed`, the engine poisons itself, later writes fail with
+/// `Poisoned`, reads of what was acknowledged still answer, and shutdown returns. Nothing
+/// panics or hangs. (2026-12-05: a test that panicked with its writer still running did
+/// this by accident, through its temporary directory; docs/reliability.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_removed_under_the_engine_fails_writes_and_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { write_buffer_size: rocklog::ByteSize::mib(1), ..Config::new(dir.path()) };
+    let store = LogStore::start(config).unwrap();
+    let g = store.group(1);
+    g.append(&ents(1..4, 1)).await.unwrap();
+    std::fs::remove_dir_all(dir.path()).unwrap();
+
+    // 1 MiB memtables: within 64 entries of 64 KiB RocksDB needs a new WAL file.
+    let mut failed = None;
+    for i in 4..68 {
+        match timeout(BOUND, g.append(&common::large(i..i + 1, 1))).await.expect("an append hung") {
+            Ok(()) => {}
+            Err(e) => {
+                failed = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (at, error) = failed.expect("4 MiB of appends into a removed directory all succeeded");
+    assert!(matches!(error, Error::WriteFailed(_)), "entry {at}: {error:?}");
+    assert!(store.is_poisoned());
+    assert!(matches!(g.append(&ents(at..at + 1, 1)).await, Err(Error::Poisoned(_))));
+    // The acknowledged entries are still read.
+    let read = g.entries(..at, None).unwrap();
+    assert_eq!(read.len() as u64, at - 1, "entries 1..{at}");
+    // Shutdown never fails (its contract), and does not hang on the missing directory.
+    timeout(BOUND, store.shutdown()).await.expect("shutdown hung").unwrap();
+    assert!(matches!(g.entries(.., None), Err(Error::Closed)));
+}
