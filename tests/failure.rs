@@ -261,3 +261,59 @@ async fn a_data_directory_removed_under_the_engine_fails_writes_and_poisons() {
     timeout(BOUND, store.shutdown()).await.expect("shutdown hung").unwrap();
     assert!(matches!(g.entries(.., None), Err(Error::Closed)));
 }
+
+/// An engine under `Durability::Buffered`.
+fn buffered(dir: &std::path::Path) -> LogStore {
+    LogStore::start(Config { durability: rocklog::Durability::Buffered, ..Config::new(dir) }).unwrap()
+}
+
+/// Under `Durability::Buffered`, shutdown's final fsync failing is reported, to every
+/// caller, and not as a clean close: the writes it should have made durable are still in
+/// the WAL file (a reopen reads them) but would not survive a power loss.
+#[tokio::test]
+async fn a_failed_final_fsync_of_buffered_writes_fails_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = buffered(dir.path());
+    store.group(1).append(&ents(1..4, 1)).await.unwrap();
+    store.inject_fsync_failure();
+    let outcome = timeout(BOUND, store.shutdown()).await.expect("shutdown hung");
+    assert!(matches!(&outcome, Err(Error::WriteFailed(r)) if r.contains("fsync")), "{outcome:?}");
+    assert!(store.is_poisoned());
+    let again = timeout(BOUND, store.shutdown()).await.expect("second shutdown hung");
+    assert!(matches!(again, Err(Error::WriteFailed(_))), "{again:?}");
+    assert!(matches!(store.group(1).entries(.., None), Err(Error::Closed)));
+    assert!(matches!(store.group(1).append(&ents(4..5, 1)).await, Err(Error::Poisoned(_))));
+
+    // The control: the same writes, and a final fsync that works.
+    let store = open(dir.path());
+    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
+    store.shutdown().await.unwrap();
+    let store = buffered(dir.path());
+    store.group(1).append(&ents(4..5, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+}
+
+/// Under `Durability::Buffered`, an engine poisoned with buffered writes not yet fsynced
+/// reports them at shutdown (`Poisoned`); once a `flush()` made them durable before the
+/// poison, shutdown has nothing to report. Under `Durability::Sync` it never fails (the
+/// first test above).
+#[tokio::test]
+async fn shutdown_reports_buffered_writes_a_poison_left_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = buffered(dir.path());
+    let g = store.group(1);
+    g.append(&ents(1..4, 1)).await.unwrap();
+    store.inject_commit_failure();
+    assert!(matches!(g.append(&ents(4..5, 1)).await, Err(Error::WriteFailed(_))));
+    let outcome = timeout(BOUND, store.shutdown()).await.expect("shutdown hung");
+    assert!(matches!(outcome, Err(Error::Poisoned(_))), "{outcome:?}");
+
+    let store = buffered(dir.path());
+    let g = store.group(1);
+    assert_eq!(ids(&store, 1), vec![(1, 1), (2, 1), (3, 1)]);
+    g.append(&ents(4..5, 1)).await.unwrap();
+    store.flush().await.unwrap();
+    store.inject_commit_failure();
+    assert!(matches!(g.append(&ents(5..6, 1)).await, Err(Error::WriteFailed(_))));
+    timeout(BOUND, store.shutdown()).await.expect("shutdown hung").unwrap();
+}

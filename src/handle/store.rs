@@ -183,23 +183,29 @@ impl LogStore {
 
     /// Commits everything queued before this call, syncs, stops the writer and closes the
     /// database, releasing its lock: the directory can be reopened as soon as this
-    /// returns. Later writes and reads through any handle fail with [`Error::Closed`].
+    /// returns. Later writes and reads through any handle fail with [`Error::Closed`]
+    /// (writes to a poisoned engine with [`Error::Poisoned`]).
     /// Calling it again, or concurrently, is harmless.
     ///
-    /// Waits for the writer to run if it has not started yet. Never fails today; the
-    /// `Result` leaves room for reporting a failed final sync.
+    /// Waits for the writer to run if it has not started yet.
+    ///
+    /// Under [`Durability::Sync`](crate::Durability::Sync) every acknowledged write is
+    /// fsynced already and this never fails. Under
+    /// [`Durability::Buffered`](crate::Durability::Buffered) it fsyncs what was written
+    /// since the last [`LogStore::flush`], and fails when that could not happen: with
+    /// [`Error::WriteFailed`] when the final fsync failed, and [`Error::Poisoned`] when
+    /// the engine was poisoned with buffered writes not yet fsynced. Those writes are in
+    /// the WAL file (a reopen reads them) but may not survive a power loss. The engine is
+    /// closed either way, and every call, again or concurrent, returns the same outcome.
     pub async fn shutdown(&self) -> Result<()> {
         let shared = self.shared();
         let stopped = shared.lifecycle.stopped();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if shared.lifecycle.is_stopped() {
-            return Ok(());
-        }
-        if self.send(Command::Shutdown).await.is_ok() {
+        if !shared.lifecycle.is_stopped() && self.send(Command::Shutdown).await.is_ok() {
             stopped.await;
         }
-        Ok(())
+        shared.lifecycle.stop_outcome()
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -317,6 +323,14 @@ impl LogStore {
     #[doc(hidden)]
     pub fn inject_commit_failure(&self) {
         self.shared().faults.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the next WAL fsync fail as if the disk had failed (a `flush()`, the syncer's,
+    /// or the final one at shutdown). Only with the hidden `__testing` feature.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn inject_fsync_failure(&self) {
+        self.shared().faults.fail_next_fsync.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes the writer sleep this long between writing each batch to RocksDB and

@@ -9,6 +9,18 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::futures::Notified;
 
+use crate::error::{Error, Result};
+
+/// Why writes acknowledged under `Durability::Buffered` were not fsynced when the writer
+/// stopped (see `LogStore::shutdown`).
+#[derive(Clone, Debug)]
+pub(crate) enum Unsynced {
+    /// The final fsync failed (the engine poisoned itself).
+    SyncFailed(String),
+    /// The engine was poisoned, so no final fsync was attempted.
+    Poisoned(String),
+}
+
 /// The writer's phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -29,6 +41,8 @@ pub(crate) struct Lifecycle {
     stopped: tokio::sync::Notify,
     /// `phase == Stopped`, readable without the lock.
     stopped_flag: AtomicBool,
+    /// Set by the writer before it stops when buffered writes were left unsynced.
+    unsynced: Mutex<Option<Unsynced>>,
 }
 
 impl Default for Lifecycle {
@@ -38,6 +52,7 @@ impl Default for Lifecycle {
             phase_changed: Condvar::new(),
             stopped: tokio::sync::Notify::new(),
             stopped_flag: AtomicBool::new(false),
+            unsynced: Mutex::new(None),
         }
     }
 }
@@ -59,6 +74,21 @@ impl Lifecycle {
         self.stopped_flag.store(true, Ordering::Release);
         self.phase_changed.notify_all();
         self.stopped.notify_waiters();
+    }
+
+    /// Records, before the writer stops, that buffered writes were left unsynced.
+    pub fn set_unsynced(&self, why: Unsynced) {
+        *self.unsynced.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+    }
+
+    /// How the writer's stop left the writes it acknowledged: `Ok` when every one is
+    /// fsynced (or none was buffered), the error `LogStore::shutdown` reports otherwise.
+    pub fn stop_outcome(&self) -> Result<()> {
+        match self.unsynced.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            None => Ok(()),
+            Some(Unsynced::SyncFailed(reason)) => Err(Error::WriteFailed(reason.clone())),
+            Some(Unsynced::Poisoned(reason)) => Err(Error::Poisoned(reason.clone())),
+        }
     }
 
     /// Whether the writer has stopped.

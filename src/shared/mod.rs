@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::state::GroupState;
 use crate::storage::{DbStatistics, Groups, StorageState, StorageStats};
 pub(crate) use epoch::WriteEpoch;
-pub(crate) use lifecycle::Lifecycle;
+pub(crate) use lifecycle::{Lifecycle, Unsynced};
 pub(crate) use poison::Poison;
 pub(crate) use stats::Counters;
 
@@ -39,6 +39,8 @@ pub(crate) use stats::Counters;
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub fail_next_commit: std::sync::atomic::AtomicBool,
+    /// Makes the next WAL fsync fail (`Wal::fsync`: `flush()`, the syncer, the final sync).
+    pub fail_next_fsync: std::sync::atomic::AtomicBool,
     pub panic_next_batch: std::sync::atomic::AtomicBool,
     /// Microseconds the writer sleeps between writing each batch and publishing it.
     pub publish_delay_us: std::sync::atomic::AtomicU64,

@@ -45,7 +45,7 @@ use flume::Receiver;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::shared::Shared;
+use crate::shared::{Shared, Unsynced};
 use crate::state::GroupState;
 use crate::storage::Groups;
 use crate::storage::wal_size::WalPresizer;
@@ -122,7 +122,8 @@ impl Writer {
     /// dropped and the queued commands are committed. Spawn it:
     /// `tokio::spawn(writer.run())`. Dropping this future does not stop the writer.
     ///
-    /// Fails with [`Error::Closed`] if the writer thread could not be started or panicked.
+    /// Fails with [`Error::Closed`] if the writer thread could not be started or panicked,
+    /// and as [`Writer::run_blocking`] does when it stops.
     pub async fn run(self) -> Result<()> {
         let (done_tx, done_rx) = oneshot::channel();
         // Running before the thread is scheduled (see `LogStore::start`). If the spawn
@@ -147,7 +148,9 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// None today: the `Result` leaves room for reporting a failed final sync.
+    /// As [`LogStore::shutdown`](crate::LogStore::shutdown): writes acknowledged under
+    /// `Durability::Buffered` were left unsynced, because the final fsync failed
+    /// ([`Error::WriteFailed`]) or the engine was poisoned ([`Error::Poisoned`]).
     pub fn run_blocking(self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         shared.lifecycle.set_running();
@@ -187,13 +190,19 @@ impl Writer {
             if let Some(mut syncer) = core.syncer.take() {
                 syncer.stop();
             }
-            // Buffered writes become durable before the writer stops (unless poisoned:
-            // then nothing more is written, and the failure was already reported).
-            if shared.check_poison().is_ok() {
-                let _ = core.wal.flush_buffered(&shared);
+            // Buffered writes become durable before the writer stops. A poisoned engine
+            // writes nothing more; either way `shutdown` reports writes left unsynced.
+            let unsynced = match shared.check_poison() {
+                Ok(()) => core.wal.flush_buffered(&shared).err().map(Unsynced::SyncFailed),
+                Err(Error::Poisoned(reason)) if core.wal.has_unsynced() => Some(Unsynced::Poisoned(reason)),
+                Err(_) => None,
+            };
+            if let Some(why) = unsynced {
+                tracing::error!(?why, "rocklog writer stopped with buffered writes not fsynced");
+                shared.lifecycle.set_unsynced(why);
             }
         }
-        Ok(())
+        shared.lifecycle.stop_outcome()
     }
 }
 

@@ -112,12 +112,21 @@ impl Wal {
         Ok(true)
     }
 
+    /// Whether buffered writes await an fsync (only ever under `Durability::Buffered`).
+    pub fn has_unsynced(&self) -> bool {
+        self.dirty
+    }
+
     /// Fsyncs the WAL: everything written before is durable when this returns `Ok`. A
     /// failed fsync poisons the engine (after one, the kernel may have dropped the dirty
     /// pages, so a retry could report success for lost data). A closed engine is reported
     /// without poisoning.
     pub fn fsync(shared: &Shared) -> Result<(), String> {
         let db = shared.db().map_err(|e| e.to_string())?;
+        #[cfg(feature = "__testing")]
+        if shared.faults.fail_next_fsync.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(failed(shared, "WAL fsync failed: injected fsync failure".into()));
+        }
         db.flush_wal(true).map_err(|e| failed(shared, format!("WAL fsync failed: {e}")))?;
         count_sync(shared);
         Ok(())
