@@ -151,7 +151,8 @@ impl DEngineStorage {
     /// be reopened as soon as this returns. Every handle of the engine (other groups'
     /// included) fails with a closed error afterwards.
     ///
-    /// Never fails today (see [`LogStore::shutdown`](crate::LogStore::shutdown)).
+    /// Fails as [`LogStore::shutdown`](crate::LogStore::shutdown) does: only under
+    /// `Durability::Buffered`, when writes could not be made durable.
     pub async fn shutdown(&self) -> Result<(), d_engine_core::Error> {
         Ok(self.store().shutdown().await?)
     }
