@@ -129,8 +129,13 @@ pub struct Config {
     /// The largest payload one entry may have; larger entries are refused with
     /// [`Error::EntryTooLarge`]. Default: 16MiB.
     pub max_entry_bytes: ByteSize,
-    /// RocksDB's memtable size per column family. Larger means fewer, bigger flushes and
-    /// more memory. Default: 64MiB.
+    /// RocksDB's memtable size per column family. Range 64KiB..=16GiB. Default: 64MiB.
+    ///
+    /// Larger means fewer, bigger flushes and more memory (up to `max_write_buffers` of
+    /// them). Entries purged before their memtable flushes are never written a second
+    /// time, so a memtable several times what a node keeps between purges cuts write
+    /// amplification; it also lengthens the WAL replay after a crash, which is capped at
+    /// twice this size. Measured trade: the tuning guide in `docs/benchmarks.md`.
     pub write_buffer_size: ByteSize,
     /// RocksDB's block cache, shared by both column families; serves reads of entries
     /// that are no longer in the memtable. Default: 64MiB.
