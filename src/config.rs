@@ -506,6 +506,42 @@ mod tests {
         assert_eq!(Config::from_toml_str("").ok(), Some(Config::default()));
     }
 
+    /// The example in these module docs and the configuration table in
+    /// `docs/operations.md` give every field with its default, so a changed default that
+    /// leaves either behind fails here.
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let example = include_str!("config.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//!"))
+            .map(|line| line.strip_prefix(' ').unwrap_or(line))
+            .skip_while(|line| *line != "```toml")
+            .skip(1)
+            .take_while(|line| *line != "```")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let expected = Config::new("/var/lib/mynode/raft-log");
+        assert_eq!(
+            Config::from_toml_str(&example).ok(),
+            Some(expected),
+            "the module docs' example:\n{example}"
+        );
+
+        let operations = include_str!("../docs/operations.md");
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        assert!(defaults.len() > 20, "{defaults:?}");
+        for (field, value) in &defaults {
+            assert!(
+                example.lines().any(|line| line.starts_with(&format!("{field} = "))),
+                "`{field}` is missing from the module docs' example"
+            );
+            if field != "path" {
+                let row = format!("| `{field}` | `{value}` |");
+                assert!(operations.contains(&row), "docs/operations.md has no row `{row}`");
+            }
+        }
+    }
+
     #[test]
     fn toml_round_trips() {
         let mut c = Config::new("/tmp/x");
