@@ -401,3 +401,28 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<()> {
     describe();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every metric name this module defines has its row in `docs/operations.md`'s tables,
+    /// so a new metric cannot ship undocumented.
+    #[test]
+    fn every_metric_is_documented() {
+        let operations = include_str!("../docs/operations.md");
+        let names: Vec<&str> = include_str!("metrics.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub const ") && line.contains(": &str = \"rocklog_"))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            // A labelled metric is written with its labels: `name{label}`.
+            let (plain, labelled) = (format!("`{name}`"), format!("`{name}{{"));
+            assert!(
+                operations.lines().any(|line| line.starts_with("| `rocklog_")
+                    && (line.contains(&plain) || line.contains(&labelled))),
+                "docs/operations.md has no row for {plain}"
+            );
+        }
+    }
+}
