@@ -3,10 +3,11 @@
 //! RocksDB reserves each WAL's space with `fallocate(FALLOC_FL_KEEP_SIZE)` (hard-coded
 //! for WALs in its `fs_posix.cc`, whose own comment says it would be faster without
 //! `KEEP_SIZE`). The blocks are reserved, but the file's size still grows with every
-//! write, so every `fdatasync` of the WAL also commits a new size to the filesystem's
-//! journal. On this project's machine (ext4), one small append and `fdatasync` took
-//! 335-350 µs at p50 that way, and 245-255 µs into a file whose size already covered it
-//! (`docs/benchmarks.md`).
+//! write, so every `fdatasync` of the WAL also writes the file's inode with its new size:
+//! a journal commit, or on an ext4 without a journal (this project's machine) one more
+//! synchronous write before the disk's cache flush. There, one small append and
+//! `fdatasync` took 335-350 µs at p50 that way, and 245-255 µs into a file whose size
+//! already covered it (`docs/benchmarks.md`).
 //!
 //! [`WalPresizer`] sets the newest WAL's size to cover the space RocksDB reserved for
 //! it, once per file, soon after the writer's first write into it: what a mode-0 `fallocate`
