@@ -354,3 +354,23 @@ fn w6_writer_child_stops_when_its_bench_is_gone() {
         processes_mentioning(&needle).is_empty()
     });
 }
+
+/// Every flag `rocklog bench --help` lists is named in `docs/benchmarks.md`, so a new flag
+/// cannot ship undocumented.
+#[test]
+fn every_bench_flag_is_documented() {
+    let out = rocklog().args(["bench", "--help"]).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let docs = include_str!("../../docs/benchmarks.md");
+    let flags: std::collections::BTreeSet<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '(')
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|flag| *flag != "--help")
+        .collect();
+    assert!(flags.len() > 20, "{flags:?}");
+    for flag in flags {
+        assert!(docs.contains(&format!("`{flag}")), "docs/benchmarks.md does not name `{flag}`");
+    }
+}
