@@ -355,22 +355,44 @@ fn w6_writer_child_stops_when_its_bench_is_gone() {
     });
 }
 
+/// The long flags a subcommand's `--help` lists, `--help` itself left out.
+fn flags_of(subcommand: &str) -> std::collections::BTreeSet<String> {
+    let out = rocklog().args([subcommand, "--help"]).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '(')
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned())
+        .filter(|flag| flag != "--help")
+        .collect()
+}
+
 /// Every flag `rocklog bench --help` lists is named in `docs/benchmarks.md`, so a new flag
 /// cannot ship undocumented.
 #[test]
 fn every_bench_flag_is_documented() {
-    let out = rocklog().args(["bench", "--help"]).output().unwrap();
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let help = String::from_utf8_lossy(&out.stdout);
     let docs = include_str!("../../docs/benchmarks.md");
-    let flags: std::collections::BTreeSet<&str> = help
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '(')
-        .filter(|word| word.starts_with("--") && word.len() > 2)
-        .map(|word| word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
-        .filter(|flag| *flag != "--help")
-        .collect();
+    let flags = flags_of("bench");
     assert!(flags.len() > 20, "{flags:?}");
     for flag in flags {
         assert!(docs.contains(&format!("`{flag}")), "docs/benchmarks.md does not name `{flag}`");
+    }
+}
+
+/// Every flag of the offline tools and `backup` is in `docs/operations.md`'s synopsis of
+/// the `rocklog` tool.
+#[test]
+fn every_tool_flag_is_documented() {
+    let docs = include_str!("../../docs/operations.md");
+    for subcommand in ["inspect", "dump", "check", "backup"] {
+        let synopsis = format!("rocklog {subcommand} ");
+        let line = docs.lines().find(|line| line.starts_with(&synopsis));
+        let line = line.unwrap_or_else(|| panic!("docs/operations.md has no synopsis line for {subcommand}"));
+        for flag in flags_of(subcommand) {
+            assert!(
+                line.contains(&format!("[{flag}")) || line.contains(&format!(" {flag} ")),
+                "{subcommand}'s synopsis lacks {flag}: {line}"
+            );
+        }
     }
 }
